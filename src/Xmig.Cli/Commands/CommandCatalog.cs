@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace Xmig.Cli.Commands;
+
+/// <summary>Every verb of the <c>xmig</c> command, one file per verb.</summary>
+internal static class CommandCatalog
+{
+    public static IEnumerable<Command> All(CliContext ctx)
+    {
+        yield return DemoCommand.Create(ctx);
+    }
+}
