@@ -27,6 +27,21 @@ internal static class BenchData
         });
     });
 
+    /// <summary>
+    /// A bare libxc v2 stream of the same guest: Xen's <c>verify-stream-v2</c> under Python 3 rejects every non-empty
+    /// EMULATOR_XENSTORE_DATA, so comparisons with it use this one.
+    /// </summary>
+    public static string V2Libxc(long bytes = GiB) => Ensure($"v2-hvm-{bytes >> 20}m.libxc", path =>
+    {
+        using var file = File.Create(path);
+        SampleStreams.Write(file, new SampleStreamOptions
+        {
+            Kind = StreamKind.Libxc,
+            Guest = DomainType.X86Hvm,
+            Pages = bytes / 4096,
+        });
+    });
+
     /// <summary>Creates <paramref name="name"/> with <paramref name="write"/> unless it exists already.</summary>
     public static string Ensure(string name, Action<string> write)
     {

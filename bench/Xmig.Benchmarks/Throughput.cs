@@ -8,7 +8,8 @@ internal static class Throughput
 {
     private static readonly Dictionary<string, (Func<string> Input, Func<Stream, long> Run)> Workloads = new()
     {
-        ["walk"] = (() => BenchData.V2Libxl(), Walk),
+        ["walk"] = (() => BenchData.V2Libxl(), WalkCore),
+        ["walk-libxc"] = (() => BenchData.V2Libxc(), WalkCore),
     };
 
     public static void Register(string name, Func<string> input, Func<Stream, long> run) => Workloads[name] = (input, run);
@@ -47,11 +48,6 @@ internal static class Throughput
         }
 
         return 0;
-    }
-
-    private static long Walk(Stream stream)
-    {
-        return WalkCore(stream);
     }
 
     internal static long WalkCore(Stream stream)
