@@ -8,5 +8,6 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All(CliContext ctx)
     {
         yield return DemoCommand.Create(ctx);
+        yield return DomainCommand.Create(ctx);
     }
 }
