@@ -10,5 +10,6 @@ internal static class CommandCatalog
         yield return DemoCommand.Create(ctx);
         yield return InspectCommand.Create(ctx);
         yield return VerifyCommand.Create(ctx);
+        yield return DomainCommand.Create(ctx);
     }
 }

@@ -1,0 +1,63 @@
+using System.Globalization;
+
+namespace Xmig.Domains;
+
+/// <summary>Parses and prints sizes such as <c>4GiB</c>, <c>512MiB</c>, <c>16G</c>, <c>4096</c>.</summary>
+internal static class ByteSize
+{
+    private static readonly (string Suffix, ulong Factor)[] Suffixes =
+    [
+        ("TiB", 1UL << 40), ("GiB", 1UL << 30), ("MiB", 1UL << 20), ("KiB", 1UL << 10),
+        ("TB", 1UL << 40), ("GB", 1UL << 30), ("MB", 1UL << 20), ("KB", 1UL << 10),
+        ("T", 1UL << 40), ("G", 1UL << 30), ("M", 1UL << 20), ("K", 1UL << 10), ("B", 1),
+    ];
+
+    /// <summary>Parses a size; binary multiples whatever the spelling (<c>4G</c> = <c>4GB</c> = <c>4GiB</c>).</summary>
+    public static bool TryParse(string? text, out ulong bytes)
+    {
+        bytes = 0;
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return false;
+        }
+
+        var s = text.Trim();
+        ulong factor = 1;
+        foreach (var (suffix, f) in Suffixes)
+        {
+            if (s.EndsWith(suffix, StringComparison.OrdinalIgnoreCase))
+            {
+                factor = f;
+                s = s[..^suffix.Length].TrimEnd();
+                break;
+            }
+        }
+
+        if (!decimal.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var value) || value < 0)
+        {
+            return false;
+        }
+
+        var total = value * factor;
+        if (total > ulong.MaxValue || total != decimal.Truncate(total))
+        {
+            return false;
+        }
+
+        bytes = (ulong)total;
+        return true;
+    }
+
+    public static string Format(ulong bytes)
+    {
+        foreach (var (suffix, factor) in Suffixes[..4])
+        {
+            if (bytes >= factor && bytes % factor == 0)
+            {
+                return string.Create(CultureInfo.InvariantCulture, $"{bytes / factor}{suffix}");
+            }
+        }
+
+        return string.Create(CultureInfo.InvariantCulture, $"{bytes}B");
+    }
+}

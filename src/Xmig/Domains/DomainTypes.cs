@@ -1,0 +1,107 @@
+namespace Xmig.Domains;
+
+/// <summary>
+/// The kind of guest. The values are those of the v2 Domain Header <c>type</c> field
+/// (v2-stream.md §3.2), so that an engine can cast without a table.
+/// </summary>
+internal enum GuestType : uint
+{
+    /// <summary>x86 paravirtualised guest.</summary>
+    Pv = 1,
+
+    /// <summary>x86 HVM guest (PVH guests are HVM containers too).</summary>
+    Hvm = 2,
+}
+
+/// <summary>
+/// Type of one guest frame, as Xen reports it to a saver and as a stream carries it: the
+/// <c>XEN_DOMCTL_PFINFO_*</c> nibble (v2-stream.md §3.5.2, legacy-stream.md §5.3).
+/// </summary>
+internal enum PageType : byte
+{
+    NoTab = 0x0,
+    L1Tab = 0x1,
+    L2Tab = 0x2,
+    L3Tab = 0x3,
+    L4Tab = 0x4,
+
+    /// <summary><c>LPINTAB | L1TAB</c>: an L1 page table to be pinned.</summary>
+    L1TabPinned = 0x9,
+    L2TabPinned = 0xA,
+    L3TabPinned = 0xB,
+    L4TabPinned = 0xC,
+
+    /// <summary>Broken page: neither allocated nor carrying data.</summary>
+    Broken = 0xD,
+
+    /// <summary>Allocate only; contents come later (a synthetic stream type).</summary>
+    XAlloc = 0xE,
+
+    /// <summary>Invalid or not present.</summary>
+    XTab = 0xF,
+}
+
+internal static class PageTypeExtensions
+{
+    /// <summary>True when a page of this type carries 4096 octets of data in a stream (v2-stream.md §3.5.2).</summary>
+    public static bool HasData(this PageType type) => type <= PageType.L4Tab || (type >= PageType.L1TabPinned && type <= PageType.L4TabPinned);
+
+    /// <summary>True when a receiver allocates the pfn for this type (data types plus XALLOC).</summary>
+    public static bool IsAllocated(this PageType type) => type.HasData() || type == PageType.XAlloc;
+
+    /// <summary>True for the nibbles a stream may carry (0x5–0x8 are reserved in v2).</summary>
+    public static bool IsDefined(this PageType type) => (byte)type <= 0xF && (type <= PageType.L4Tab || type >= PageType.L1TabPinned);
+
+    /// <summary>True for page-table types, pinned or not.</summary>
+    public static bool IsPageTable(this PageType type) => type.HasData() && type != PageType.NoTab;
+}
+
+/// <summary>The per-vCPU blobs of a PV guest (v2-stream.md §3.5.5). HVM vCPU state is inside the HVM context.</summary>
+internal enum VcpuContextKind
+{
+    /// <summary><c>vcpu_guest_context</c> in the guest's ABI: 5168 octets (64-bit guest) or 2800 (32-bit guest).</summary>
+    Basic = 0,
+
+    /// <summary>The extended context (<c>XEN_DOMCTL_get_ext_vcpucontext</c>), at most 128 octets.</summary>
+    Extended = 1,
+
+    /// <summary>The <c>XEN_DOMCTL_getvcpuextstate</c> buffer: xcr0, xcr0_accum, XSAVE area (at least 16 octets).</summary>
+    Xsave = 2,
+
+    /// <summary>Array of <c>{u32 index, u32 reserved, u64 value}</c> MSR entries (multiple of 16 octets).</summary>
+    Msrs = 3,
+}
+
+/// <summary>TSC state (<c>XEN_DOMCTL_{get,set}tscinfo</c>; v2-stream.md §3.5.7, legacy-stream.md §5.5.3).</summary>
+internal readonly record struct TscInfo(uint Mode, uint Khz, ulong Nsec, uint Incarnation);
+
+/// <summary>One key/value pair under the device model's xenstore directory (v2-stream.md §4.4).</summary>
+internal readonly record struct XenstoreEntry(string Key, string Value);
+
+/// <summary>Indices of the HVM parameters a save/restore engine deals with (<c>public/hvm/params.h</c>; v2-stream.md §3.5.9).</summary>
+internal static class HvmParam
+{
+    public const uint StorePfn = 1;
+    public const uint StoreEvtchn = 2;
+    public const uint PaeEnabled = 4;
+    public const uint IoreqPfn = 5;
+    public const uint BufioreqPfn = 6;
+    public const uint Viridian = 9;
+    public const uint IdentPt = 12;
+    public const uint Vm86Tss = 15;
+    public const uint ConsolePfn = 17;
+    public const uint ConsoleEvtchn = 18;
+    public const uint AcpiIoportsLocation = 19;
+    public const uint PagingRingPfn = 27;
+    public const uint MonitorRingPfn = 28;
+    public const uint SharingRingPfn = 29;
+    public const uint IoreqServerPfn = 32;
+    public const uint NrIoreqServerPages = 33;
+    public const uint VmGenerationIdAddr = 34;
+    public const uint X87FipWidth = 36;
+    public const uint Vm86TssSized = 37;
+    public const uint McaCap = 38;
+
+    /// <summary>Parameters are indices below this bound (Xen's <c>HVM_NR_PARAMS</c> at the reference revision is 39).</summary>
+    public const uint Count = 64;
+}
