@@ -15,7 +15,8 @@ internal static class Program
         if (parse.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
         {
             // Usage errors: one line, exit code 2 (System.CommandLine's default would be 1, which means invalid input).
-            stderr.WriteLine("xmig: error: " + parse.Errors[0].Message);
+            var message = string.Join(' ', parse.Errors[0].Message.Split(['\r', '\n', '\t'], StringSplitOptions.RemoveEmptyEntries));
+            stderr.WriteLine("xmig: error: " + message);
             return (int)ExitCode.UsageOrIo;
         }
 

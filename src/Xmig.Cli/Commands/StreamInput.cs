@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Win32.SafeHandles;
 using Xmig.Formats;
+using Xmig.IO;
 
 namespace Xmig.Cli.Commands;
 
@@ -17,14 +18,20 @@ internal static class StreamInput
     {
         if (string.IsNullOrEmpty(path) || path == "-")
         {
-            return Console.OpenStandardInput();
+            // A FileStream over fd 0 (not the console stream) so that a pipe can be grown to 1 MiB.
+            return PipeTuning.OpenStandardInput();
         }
 
         if (decimalIsFd && int.TryParse(path, NumberStyles.None, CultureInfo.InvariantCulture, out var fd))
         {
-            return fd == 0
-                ? Console.OpenStandardInput()
-                : new FileStream(new SafeFileHandle(fd, ownsHandle: false), FileAccess.Read, 1);
+            if (fd == 0)
+            {
+                return PipeTuning.OpenStandardInput();
+            }
+
+            var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: false), FileAccess.Read, 1);
+            PipeTuning.TryGrow(stream);
+            return stream;
         }
 
         return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
