@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Xmig.Cli;
-using Xmig.Formats;
 using Xmig.Formats.Libxc;
 
 namespace Xmig.Tests.Cli;
@@ -119,25 +118,6 @@ public class StreamCommandTests
         finally
         {
             File.Delete(path);
-        }
-    }
-
-    [Fact]
-    public void Demo_WritesSamples_AndShowsInspectAndVerify()
-    {
-        var dir = Path.Combine(Path.GetTempPath(), $"xmig-demo-test-{Environment.ProcessId}");
-        try
-        {
-            var (code, output, _) = Run("demo", "--dir", dir);
-            Assert.Equal(0, code);
-            Assert.Contains("valid xl stream", output);
-            Assert.Contains("2 checkpoints", output);
-            Assert.Contains("count 70000 exceeds 1024", output);
-            Assert.Equal(StreamKind.Libxl, StreamDetector.Detect(File.ReadAllBytes(Path.Combine(dir, "sample-pv.libxl")).AsSpan(0, 32)));
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
         }
     }
 }
