@@ -11,5 +11,6 @@ internal static class CommandCatalog
         yield return InspectCommand.Create(ctx);
         yield return VerifyCommand.Create(ctx);
         yield return DomainCommand.Create(ctx);
+        yield return ConvertCommand.Create(ctx);
     }
 }
