@@ -9,5 +9,7 @@ internal static class CommandCatalog
     {
         yield return DemoCommand.Create(ctx);
         yield return DomainCommand.Create(ctx);
+        yield return SaveCommand.Create(ctx);
+        yield return RestoreCommand.Create(ctx);
     }
 }
