@@ -87,5 +87,8 @@ internal static partial class Registry
 {
     public static void RegisterAll()
     {
+        RegisterVerifyInspect();
     }
+
+    static partial void RegisterVerifyInspect();
 }

@@ -1,6 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using Xmig.Formats;
-using Xmig.Formats.Libxc;
 
 namespace Xmig.Benchmarks;
 
@@ -22,33 +20,13 @@ public class V2ReadBenchmarks
     [Benchmark]
     public long WalkAllPages()
     {
-        using var source = Open(out var pipe);
-        using (pipe)
-        {
-            using var input = new InputBuffer(source);
-            var reader = new V2StreamReader(input);
-            long pages = 0;
-            while (reader.Read())
-            {
-                if (reader.Item == V2Item.LibxcRecord && reader.Libxc!.Type == RecordType.PageData)
-                {
-                    pages += reader.Libxc.ReadPageData().Count;
-                }
-            }
-
-            return pages;
-        }
-    }
-
-    private Stream Open(out PipeSource? pipe)
-    {
         if (Source == "pipe")
         {
-            pipe = new PipeSource(_path);
-            return pipe.Reader;
+            using var pipe = new PipeSource(_path);
+            return Throughput.WalkCore(pipe.Reader);
         }
 
-        pipe = null;
-        return new FileStream(_path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        using var file = Workloads.OpenFile(_path);
+        return Throughput.WalkCore(file);
     }
 }

@@ -12,6 +12,14 @@ internal static class Program
     {
         var root = BuildRoot(stdout, stderr);
         var parse = root.Parse(args);
+        if (parse.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
+        {
+            // Usage errors: one line, exit code 2 (System.CommandLine's default would be 1, which means invalid input).
+            var message = string.Join(' ', parse.Errors[0].Message.Split(['\r', '\n', '\t'], StringSplitOptions.RemoveEmptyEntries));
+            stderr.WriteLine("xmig: error: " + message);
+            return (int)ExitCode.UsageOrIo;
+        }
+
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
         return parse.Invoke(config);
     }

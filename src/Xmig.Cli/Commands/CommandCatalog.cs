@@ -8,6 +8,8 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All(CliContext ctx)
     {
         yield return DemoCommand.Create(ctx);
+        yield return InspectCommand.Create(ctx);
+        yield return VerifyCommand.Create(ctx);
         yield return DomainCommand.Create(ctx);
         yield return SaveCommand.Create(ctx);
         yield return RestoreCommand.Create(ctx);

@@ -128,7 +128,7 @@ public readonly struct XlHeader
         var length = (int)header.OptionalDataLength;
         if (!input.TryRead(length, out var data, out available))
         {
-            throw new StreamFormatException("xl header", -1, offset + Size, F($"optional data truncated: {available} of {length} octets"));
+            throw new StreamFormatException("xl header", -1, offset, F($"optional data truncated: {available} of {length} octets"));
         }
 
         optionalData = data.ToArray();

@@ -1,0 +1,72 @@
+using System.CommandLine;
+using Xmig.Formats;
+using Xmig.Inspect;
+
+namespace Xmig.Cli.Commands;
+
+/// <summary>
+/// <c>xmig inspect [FILE|-] [-i/--in FILE|FD] [-f/--format auto|xl|libxl|libxc] [--json] [-v]</c>: headers, every
+/// record (index, offset, type, length, decoded fields), then a summary.
+/// </summary>
+internal static class InspectCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var file = new Argument<string?>("file") { Arity = ArgumentArity.ZeroOrOne, Description = "The stream to inspect; '-' or absent: stdin." };
+        var input = new Option<string?>("--in", "-i") { Description = "Input file or file descriptor number." };
+        var format = new Option<string>("--format", "-f") { Description = "Outermost format (auto detects xl, libxl and libxc).", DefaultValueFactory = _ => "auto" };
+        format.AcceptOnlyFromAmong(StreamInput.FormatNames);
+        var json = new Option<bool>("--json") { Description = "Print one JSON document instead of text." };
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Per-record detail (page runs, HVM params, xenstore pairs, CPU policies)." };
+        var command = new Command("inspect", "Show the headers and records of a Migration v2 stream and a summary. Exit codes: 0 valid, 1 invalid, 2 usage or I/O error.")
+        {
+            file, input, format, json, verbose,
+        };
+        command.SetAction(parse => (int)Run(
+            ctx,
+            parse.GetValue(input) ?? parse.GetValue(file),
+            parse.GetValue(input) is not null,
+            StreamInput.ParseFormat(parse.GetValue(format)),
+            parse.GetValue(json),
+            parse.GetValue(verbose)));
+        return command;
+    }
+
+    internal static ExitCode Run(CliContext ctx, string? path, bool decimalIsFd, StreamFormat format, bool json, bool verbose)
+    {
+        try
+        {
+            if (format == StreamFormat.Legacy)
+            {
+                ctx.Error.WriteLine("xmig: error: legacy (pre-v2) streams are not supported by inspect yet (--format legacy)");
+                return ExitCode.UsageOrIo;
+            }
+
+            using var stream = StreamInput.Open(path, decimalIsFd);
+            var result = StreamInspector.Inspect(stream, format, ctx.Out, new InspectOptions { Json = json, Verbose = verbose });
+            if (result.IsLegacy)
+            {
+                ctx.Error.WriteLine("xmig: error: " + StreamInput.LegacyMessage(path));
+                return ExitCode.UsageOrIo;
+            }
+
+            if (result.Error is { } e)
+            {
+                ctx.Error.WriteLine("xmig: error: " + e.Message);
+                return ExitCode.Invalid;
+            }
+
+            return ExitCode.Ok;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            ctx.Error.WriteLine($"xmig: error: {StreamInput.Describe(path)}: {e.Message}");
+            if (verbose)
+            {
+                ctx.Error.WriteLine(e);
+            }
+
+            return ExitCode.UsageOrIo;
+        }
+    }
+}

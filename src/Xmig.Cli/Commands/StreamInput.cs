@@ -1,0 +1,54 @@
+using System.Globalization;
+using Microsoft.Win32.SafeHandles;
+using Xmig.Formats;
+using Xmig.IO;
+
+namespace Xmig.Cli.Commands;
+
+/// <summary>Opening the input of <c>inspect</c>/<c>verify</c>: a file, <c>-</c> (stdin) or, as Xen's tools accept, a file descriptor number.</summary>
+internal static class StreamInput
+{
+    public static readonly string[] FormatNames = ["auto", "xl", "libxl", "libxc", "legacy"];
+
+    /// <summary>
+    /// Opens <paramref name="path"/>: null or <c>-</c> is stdin; with <paramref name="decimalIsFd"/> (Xen's
+    /// <c>-i/--in</c>) a decimal string is a file descriptor.
+    /// </summary>
+    public static Stream Open(string? path, bool decimalIsFd)
+    {
+        if (string.IsNullOrEmpty(path) || path == "-")
+        {
+            // A FileStream over fd 0 (not the console stream) so that a pipe can be grown to 1 MiB.
+            return PipeTuning.OpenStandardInput();
+        }
+
+        if (decimalIsFd && int.TryParse(path, NumberStyles.None, CultureInfo.InvariantCulture, out var fd))
+        {
+            if (fd == 0)
+            {
+                return PipeTuning.OpenStandardInput();
+            }
+
+            var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: false), FileAccess.Read, 1);
+            PipeTuning.TryGrow(stream);
+            return stream;
+        }
+
+        return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+    }
+
+    public static StreamFormat ParseFormat(string? name) => name switch
+    {
+        "xl" => StreamFormat.Xl,
+        "libxl" => StreamFormat.Libxl,
+        "libxc" => StreamFormat.Libxc,
+        "legacy" => StreamFormat.Legacy,
+        _ => StreamFormat.Auto,
+    };
+
+    /// <summary>The one line shown for a legacy input until the legacy reader plugs in.</summary>
+    public static string LegacyMessage(string? path) =>
+        $"{Describe(path)} is a legacy (pre-v2) stream: legacy support comes with --format legacy";
+
+    public static string Describe(string? path) => string.IsNullOrEmpty(path) || path == "-" ? "stdin" : path;
+}

@@ -1,0 +1,94 @@
+using System.CommandLine;
+using Xmig.Formats;
+using Xmig.Inspect;
+using Xmig.Verify;
+
+namespace Xmig.Cli.Commands;
+
+/// <summary>
+/// <c>xmig verify [FILE|-] [-i/--in FILE|FD] [-f/--format auto|xl|libxl|libxc] [--json] [-v/--verbose] [-q]</c>:
+/// every check of Xen's verify-stream-v2 plus the restore-side validations (v2 spec §7, §8).
+/// </summary>
+internal static class VerifyCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var file = new Argument<string?>("file") { Arity = ArgumentArity.ZeroOrOne, Description = "The stream to verify; '-' or absent: stdin." };
+        var input = new Option<string?>("--in", "-i") { Description = "Input file or file descriptor number (as verify-stream-v2)." };
+        var format = new Option<string>("--format", "-f") { Description = "Outermost format (auto detects xl, libxl and libxc).", DefaultValueFactory = _ => "auto" };
+        format.AcceptOnlyFromAmong(StreamInput.FormatNames);
+        var json = new Option<bool>("--json") { Description = "Print the result as one JSON document." };
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Show every record and the summary; stack traces on internal errors." };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Print nothing, not even errors; only the exit code tells." };
+        var command = new Command("verify", "Check a Migration v2 stream (xl, libxl or libxc). Exit codes: 0 valid, 1 invalid (one line on stderr), 2 usage or I/O error.")
+        {
+            file, input, format, json, verbose, quiet,
+        };
+        command.SetAction(parse => (int)Run(
+            ctx,
+            parse.GetValue(input) ?? parse.GetValue(file),
+            parse.GetValue(input) is not null,
+            StreamInput.ParseFormat(parse.GetValue(format)),
+            parse.GetValue(json),
+            parse.GetValue(verbose),
+            parse.GetValue(quiet)));
+        return command;
+    }
+
+    internal static ExitCode Run(CliContext ctx, string? path, bool decimalIsFd, StreamFormat format, bool json, bool verbose, bool quiet)
+    {
+        var error = quiet ? TextWriter.Null : ctx.Error;
+        var output = quiet ? TextWriter.Null : ctx.Out;
+        try
+        {
+            if (format == StreamFormat.Legacy)
+            {
+                error.WriteLine("xmig: error: legacy (pre-v2) streams are not supported by verify yet (--format legacy)");
+                return ExitCode.UsageOrIo;
+            }
+
+            using var stream = StreamInput.Open(path, decimalIsFd);
+            var result = verbose && !json
+                ? StreamInspector.Inspect(stream, format, output, new InspectOptions())
+                : StreamVerifier.Verify(stream, format);
+            if (json)
+            {
+                output.WriteLine(StreamInspector.ToJson(result));
+            }
+
+            if (result.IsLegacy)
+            {
+                error.WriteLine("xmig: error: " + StreamInput.LegacyMessage(path));
+                return ExitCode.UsageOrIo;
+            }
+
+            if (result.Error is { } e)
+            {
+                error.WriteLine("xmig: error: " + e.Message);
+                return ExitCode.Invalid;
+            }
+
+            if (!json && !verbose)
+            {
+                var s = result.Summary;
+                output.WriteLine($"{StreamInput.Describe(path)}: valid {StreamReport.KindName(s.Kind)} stream, {s.TotalRecords} records, {s.TotalBytes} bytes");
+                foreach (var w in result.Warnings)
+                {
+                    error.WriteLine("xmig: warning: " + w);
+                }
+            }
+
+            return ExitCode.Ok;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            error.WriteLine($"xmig: error: {StreamInput.Describe(path)}: {e.Message}");
+            if (verbose)
+            {
+                error.WriteLine(e);
+            }
+
+            return ExitCode.UsageOrIo;
+        }
+    }
+}

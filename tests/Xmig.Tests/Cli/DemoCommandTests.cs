@@ -1,0 +1,34 @@
+using Xmig.Cli;
+
+namespace Xmig.Tests.Cli;
+
+public class DemoCommandTests
+{
+    [Fact]
+    public void Demo_WritesEveryKind_AllVerify_AndShowsTheDamagedStreamRejected()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "xmig-demo-test-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using var stdout = new StringWriter();
+            using var stderr = new StringWriter();
+            var rc = Program.Run(["demo", "--out", dir], stdout, stderr);
+            var text = stdout.ToString();
+            Assert.True(rc == 0, text + stderr);
+            Assert.Contains("demo: every check passed", text);
+            Assert.DoesNotContain("INVALID", text);
+            Assert.Contains("count 70000 exceeds 1024", text);
+            foreach (var name in new[] { "hvm.xl", "hvm.libxl", "hvm.libxc", "pv64.libxl", "pv32.libxc", "hvm-remus3.libxl" })
+            {
+                Assert.True(File.Exists(Path.Combine(dir, name)), name);
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+}
