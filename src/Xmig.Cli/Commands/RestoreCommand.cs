@@ -64,7 +64,7 @@ internal static class RestoreCommand
             var target = parse.GetValue(into);
             var temporary = target == null;
             target ??= Path.Combine(Path.GetTempPath(), $"xmig-restore-{Environment.ProcessId}-{Guid.NewGuid():N}");
-            using var stream = path == "-" ? Console.OpenStandardInput() : new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
+            using var stream = StreamInput.Open(path, decimalIsFd: false);
             var (domain, result) = SimulatedRestore.ToDirectory(stream, target, options);
 
             try

@@ -79,7 +79,7 @@ internal static class SaveCommand
             var file = toStdout ? null : new FileStream(target, FileMode.Create, FileAccess.Write, FileShare.None, 1);
             try
             {
-                var sink = file ?? Console.OpenStandardOutput();
+                var sink = file ?? Xmig.IO.PipeTuning.OpenStandardOutput();
                 using (var engine = new SaveEngine(domain, sink, options))
                 {
                     result = engine.Run();

@@ -18,19 +18,32 @@ internal static class SaveRestoreSupport
     };
 
     /// <summary>Saves <paramref name="domain"/> (running <paramref name="workload"/> meanwhile) into memory.</summary>
+    /// <remarks>
+    /// During the first live pass and between checkpoints the guest also writes one page deterministically (the
+    /// workload thread may not get to run on a busy machine), so a live save always has a dirty set to resend and
+    /// consecutive checkpoints always differ.
+    /// </remarks>
     public static SavedStream Save(SimulatedDomain domain, SaveOptions options, string workload = "idle", ulong seed = 1)
     {
         Assert.True(WorkloadSpec.TryParse(workload, out var spec, out var error), error);
         using var output = new MemoryStream();
         var digests = new List<MemoryDigestResult>();
         var ends = new List<long>();
+        var wroteInIteration = false;
         domain.StartWorkload(spec, seed);
         SaveResult result;
         try
         {
             using var engine = new SaveEngine(domain, output, options with { CheckpointInterval = TimeSpan.FromMilliseconds(20) });
-            engine.PhaseChanged = (phase, _) =>
+            engine.PhaseChanged = (phase, checkpoint) =>
             {
+                if (phase == SavePhase.Resumed || (phase == SavePhase.Iteration && !wroteInIteration))
+                {
+                    wroteInIteration |= phase == SavePhase.Iteration;
+                    var pfn = domain.Populated.NextSet((ulong)(checkpoint * 7));
+                    domain.GuestWrite(pfn, 0, BitConverter.GetBytes(seed + (ulong)checkpoint + 0x5A5A_0000UL));
+                }
+
                 if (phase == SavePhase.Checkpoint)
                 {
                     Assert.True(domain.IsPaused);
