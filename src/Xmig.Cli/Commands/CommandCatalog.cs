@@ -12,5 +12,7 @@ internal static class CommandCatalog
         yield return VerifyCommand.Create(ctx);
         yield return DomainCommand.Create(ctx);
         yield return ConvertCommand.Create(ctx);
+        yield return SaveCommand.Create(ctx);
+        yield return RestoreCommand.Create(ctx);
     }
 }

@@ -34,31 +34,31 @@ internal static class DomainCommand
         {
             dir, type, memory, vcpus, seed, width, verbose,
         };
-        command.SetAction(parse => Run(ctx, parse.GetValue(verbose), () =>
+        command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
         {
             var path = parse.GetValue(dir)!;
             if (!ByteSize.TryParse(parse.GetValue(memory), out var bytes))
             {
-                return Usage(ctx, $"--memory \"{parse.GetValue(memory)}\" is not a size");
+                return EngineCommand.Usage(ctx, $"--memory \"{parse.GetValue(memory)}\" is not a size");
             }
 
             var guestType = parse.GetValue(type) == "pv" ? GuestType.Pv : GuestType.Hvm;
             var bits = parse.GetValue(width);
             if (bits is not (32 or 64))
             {
-                return Usage(ctx, $"--guest-width {bits} is not 32 or 64");
+                return EngineCommand.Usage(ctx, $"--guest-width {bits} is not 32 or 64");
             }
 
             if (guestType == GuestType.Hvm && bits != 64)
             {
-                return Usage(ctx, "--guest-width applies to PV guests only");
+                return EngineCommand.Usage(ctx, "--guest-width applies to PV guests only");
             }
 
             var spec = new DomainSpec(guestType, bytes, parse.GetValue(vcpus), parse.GetValue(seed), bits / 8);
             var problem = spec.Validate();
             if (problem != null)
             {
-                return Usage(ctx, problem);
+                return EngineCommand.Usage(ctx, problem);
             }
 
             using var domain = DomainDirectory.Build(path, working => SimulatedDomain.Create(working, spec));
@@ -78,7 +78,7 @@ internal static class DomainCommand
         {
             dir, json, verbose,
         };
-        command.SetAction(parse => Run(ctx, parse.GetValue(verbose), () =>
+        command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
         {
             var path = parse.GetValue(dir)!;
             using var domain = SimulatedDomain.Open(path);
@@ -105,40 +105,6 @@ internal static class DomainCommand
             return ExitCode.Ok;
         }));
         return command;
-    }
-
-    /// <summary>Runs a command body, turning anticipated failures into one <c>xmig: error:</c> line and an exit code.</summary>
-    internal static int Run(CliContext ctx, bool verbose, Func<ExitCode> body)
-    {
-        try
-        {
-            return (int)body();
-        }
-        catch (InvalidDomainException e)
-        {
-            return Fail(ctx, verbose, ExitCode.Invalid, e.Message, e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
-        {
-            return Fail(ctx, verbose, ExitCode.UsageOrIo, e.Message, e);
-        }
-    }
-
-    private static ExitCode Usage(CliContext ctx, string message)
-    {
-        ctx.Error.WriteLine($"xmig: error: {message}");
-        return ExitCode.UsageOrIo;
-    }
-
-    private static int Fail(CliContext ctx, bool verbose, ExitCode code, string message, Exception e)
-    {
-        ctx.Error.WriteLine($"xmig: error: {message}");
-        if (verbose)
-        {
-            ctx.Error.WriteLine(e);
-        }
-
-        return (int)code;
     }
 }
 

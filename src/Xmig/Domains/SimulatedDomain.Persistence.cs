@@ -262,11 +262,7 @@ internal sealed partial class SimulatedDomain
         _p2mFrames = new ulong[frames];
         for (var i = 0; i < frames; i++)
         {
-            _p2mFrames[i] = BinaryPrimitives.ReadUInt64LittleEndian(raw.AsSpan(i * 8));
-            if (_p2mFrames[i] >= _p2mSize)
-            {
-                throw Invalid(directory, $"{DomainDirectory.P2mFramesFile}: frame {i} is pfn 0x{_p2mFrames[i]:X}, beyond p2m_size {_p2mSize}");
-            }
+            _p2mFrames[i] = BinaryPrimitives.ReadUInt64LittleEndian(raw.AsSpan(i * 8)); // the guest's claim, kept as sent
         }
 
         var basicSize = GuestWidth == 8 ? PvVcpuLayout.BasicSize64 : PvVcpuLayout.BasicSize32;

@@ -1,0 +1,163 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Xmig.Domains;
+using Xmig.Restore;
+
+namespace Xmig.Cli.Commands;
+
+/// <summary>
+/// <c>xmig restore [FILE|-] [--into DIR] [--checkpointed no|yes|auto] [--json]</c>: one restore engine for every
+/// stream kind. The domain is built in a working directory beside DIR and renamed into place only on success;
+/// without <c>--into</c> it is built in a temporary directory, digested and removed.
+/// </summary>
+internal static class RestoreCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var input = new Argument<string>("FILE") { Description = "Stream to restore, or - for standard input.", DefaultValueFactory = _ => "-" };
+        var into = new Option<string?>("--into") { Description = "Domain directory to create (must not exist, or be empty)." };
+        var checkpointed = new Option<string>("--checkpointed") { Description = "Is the stream checkpointed (Remus/COLO)? no, yes or auto.", DefaultValueFactory = _ => "auto" };
+        checkpointed.AcceptOnlyFromAmong("no", "yes", "auto");
+        var maxMemory = new Option<string>("--max-memory") { Description = "Bound on guest-physical space (HVM streams declare none), e.g. 32GiB.", DefaultValueFactory = _ => "32GiB" };
+        var width = new Option<int?>("--width", "-w") { Description = "Legacy input: bitness of the saving toolstack (32 or 64); detected if omitted." };
+        var guest = new Option<string?>("--guest-type", "-g") { Description = "Legacy input: guest type (pv or hvm); detected if omitted." };
+        guest.AcceptOnlyFromAmong("pv", "hvm");
+        var json = new Option<bool>("--json") { Description = "Print one JSON document (memory_sha256, pages, checkpoints_seen, ...)." };
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
+        var command = new Command("restore", "Restore any xl, libxl, libxc or legacy stream into a simulated domain and digest its memory.")
+        {
+            input, into, checkpointed, maxMemory, width, guest, json, verbose,
+        };
+        command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
+        {
+            if (!ByteSize.TryParse(parse.GetValue(maxMemory), out var max) || max < GuestMemory.PageSize)
+            {
+                return EngineCommand.Usage(ctx, $"--max-memory \"{parse.GetValue(maxMemory)}\" is not a size");
+            }
+
+            if (parse.GetValue(width) is { } w && w is not (32 or 64))
+            {
+                return EngineCommand.Usage(ctx, $"--width {w} is not 32 or 64");
+            }
+
+            var options = new RestoreOptions
+            {
+                Checkpointed = parse.GetValue(checkpointed) switch
+                {
+                    "no" => CheckpointedMode.No,
+                    "yes" => CheckpointedMode.Yes,
+                    _ => CheckpointedMode.Auto,
+                },
+                MaxGuestPhysicalBytes = max,
+                LegacyWidth = parse.GetValue(width),
+                LegacyGuestType = parse.GetValue(guest) switch
+                {
+                    "pv" => GuestType.Pv,
+                    "hvm" => GuestType.Hvm,
+                    _ => null,
+                },
+            };
+
+            var path = parse.GetValue(input)!;
+            var target = parse.GetValue(into);
+            var temporary = target == null;
+            target ??= Path.Combine(Path.GetTempPath(), $"xmig-restore-{Environment.ProcessId}-{Guid.NewGuid():N}");
+            using var stream = StreamInput.Open(path, decimalIsFd: false);
+            var (domain, result) = SimulatedRestore.ToDirectory(stream, target, options);
+
+            try
+            {
+                var digest = MemoryDigest.Compute(domain);
+                if (parse.GetValue(json))
+                {
+                    var report = new RestoreReport
+                    {
+                        MemorySha256 = digest.Sha256,
+                        Pages = digest.Pages,
+                        CheckpointsSeen = result.CheckpointsSeen,
+                        CheckpointCommitted = result.CheckpointCommitted,
+                        StreamKind = result.StreamKind,
+                        SenderGeneration = result.SenderGeneration,
+                        Type = domain.GuestType == GuestType.Hvm ? "hvm" : "pv",
+                        GuestWidth = domain.GuestWidth * 8,
+                        P2mSize = domain.P2mSize,
+                        Vcpus = domain.MaxVcpuId + 1,
+                        End = result.End,
+                        Discarded = result.Discarded,
+                        VerifyMismatches = result.VerifyMismatches,
+                        Warnings = [.. result.Warnings],
+                        Directory = temporary ? null : domain.Directory,
+                    };
+                    ctx.Out.WriteLine(JsonSerializer.Serialize(report, RestoreCommandJson.Default.RestoreReport));
+                }
+                else
+                {
+                    var checkpoints = result.CheckpointsSeen > 0 ? $", checkpoint {result.CheckpointCommitted} of {result.CheckpointsSeen}" : "";
+                    var where = temporary ? "" : $" into {domain.Directory}";
+                    ctx.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"restored {result.StreamKind} stream ({result.SenderGeneration}){where}: {(domain.GuestType == GuestType.Hvm ? "hvm" : "pv")} domain, {digest.Pages} pages{checkpoints}"));
+                    ctx.Out.WriteLine($"memory_sha256 {digest.Sha256}");
+                    if (result.Discarded != null)
+                    {
+                        ctx.Error.WriteLine($"xmig: note: discarded {result.Discarded}");
+                    }
+
+                    foreach (var warning in result.Warnings)
+                    {
+                        ctx.Error.WriteLine($"xmig: warning: {warning}");
+                    }
+                }
+            }
+            finally
+            {
+                domain.Dispose();
+                if (temporary)
+                {
+                    DomainDirectory.Discard(target);
+                }
+            }
+
+            return ExitCode.Ok;
+        }));
+        return command;
+    }
+}
+
+internal sealed class RestoreReport
+{
+    public string MemorySha256 { get; set; } = "";
+
+    public ulong Pages { get; set; }
+
+    public int CheckpointsSeen { get; set; }
+
+    public int CheckpointCommitted { get; set; }
+
+    public string StreamKind { get; set; } = "";
+
+    public string SenderGeneration { get; set; } = "";
+
+    public string Type { get; set; } = "";
+
+    public int GuestWidth { get; set; }
+
+    public ulong P2mSize { get; set; }
+
+    public int Vcpus { get; set; }
+
+    public string End { get; set; } = "";
+
+    public string? Discarded { get; set; }
+
+    public long VerifyMismatches { get; set; }
+
+    public List<string> Warnings { get; set; } = [];
+
+    public string? Directory { get; set; }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(RestoreReport))]
+internal sealed partial class RestoreCommandJson : JsonSerializerContext;

@@ -1,0 +1,534 @@
+using Xmig.Domains;
+using Xmig.Formats;
+using Xmig.Formats.Libxc;
+using Xmig.Formats.Libxl;
+using DomainPageType = Xmig.Domains.PageType;
+
+namespace Xmig.Restore;
+
+/// <summary>Restore of Migration v2 streams (xl, libxl, libxc; plain and checkpointed).</summary>
+internal sealed partial class RestoreEngine
+{
+    /// <summary>Bound on the libxl records of one checkpoint held until its CHECKPOINT_END.</summary>
+    private const long MaxQueuedLibxlBytes = 64L << 20;
+
+    /// <summary>Bound on the QEMU record a bare libxc stream may carry after its END.</summary>
+    private const uint MaxTrailingDeviceModel = 128u << 20;
+
+    private readonly List<(LibxlRecordType Type, byte[] Data)> _libxlQueue = [];
+    private long _libxlQueueBytes;
+    private uint _imageVersion;
+    private bool _staticDataEnd;
+    private bool _pvInfoSeen;
+    private bool _replaying;
+    private int _checkpointsSeen;
+    private int _committed;
+    private bool _buffering;
+    private bool _partial;
+
+    // v2-stream.md §6.4: DIRECT until the first checkpoint commits, then BUFFERING (records spooled, replayed on
+    // commit, dropped on failover). The libxl part of a checkpoint is queued until CHECKPOINT_END.
+    private RestoreResult RunV2(InputBuffer input, StreamKind kind)
+    {
+        var walker = new V2StreamReader(input, kind);
+        using var spool = new RecordSpool(_options.SpoolDirectory, _options.SpoolLimit);
+        var sender = "";
+        var end = "";
+        string? discarded = null;
+        var libxcEnded = false;
+        try
+        {
+            while (walker.Read())
+            {
+                switch (walker.Item)
+                {
+                    case V2Item.LibxcImageHeader:
+                        _imageVersion = walker.Libxc!.ImageHeader.Version;
+                        break;
+                    case V2Item.LibxcDomainHeader:
+                        var header = walker.Libxc!.DomainHeader;
+                        sender = header.XenMajor == 0
+                            ? Invariant($"legacy-converter-{header.XenMinor}")
+                            : Invariant($"xen-{header.XenMajor}.{header.XenMinor}");
+                        _state.SetGuestType(ToGuestType(header.DomainType));
+                        break;
+                    case V2Item.LibxcRecord:
+                        var libxc = walker.Libxc!;
+                        switch (libxc.Type)
+                        {
+                            case RecordType.End:
+                                // §10 row 2: END in a checkpointed stream discards what follows the last CHECKPOINT.
+                                libxcEnded = true;
+                                end = "END";
+                                if (_buffering && spool.Count > 0)
+                                {
+                                    discarded = Invariant($"{spool.Count} records after checkpoint {_committed} were followed by END, not CHECKPOINT");
+                                }
+
+                                spool.Clear();
+                                _buffering = false;
+                                _partial = false;
+                                break;
+                            case RecordType.Checkpoint:
+                                _checkpointsSeen++;
+                                _partial = true;
+                                if (_options.Checkpointed == CheckpointedMode.No)
+                                {
+                                    throw libxc.Error("CHECKPOINT in a stream restored as plain (use --checkpointed yes or auto)");
+                                }
+
+                                if (!walker.IsEmbedded)
+                                {
+                                    Commit(spool, _checkpointsSeen);
+                                }
+
+                                break;
+                            default:
+                                _partial = true;
+                                if (_buffering)
+                                {
+                                    spool.Append(libxc, _committed + 1);
+                                }
+                                else
+                                {
+                                    ProcessLibxc(libxc, replay: false);
+                                }
+
+                                break;
+                        }
+
+                        break;
+                    case V2Item.LibxlRecord:
+                        if (ProcessLibxl(walker, spool))
+                        {
+                            end = libxcEnded ? "END" : "libxl END";
+                        }
+
+                        break;
+                    case V2Item.TrailingData:
+                        ReadTrailing(input, kind);
+                        break;
+                    case V2Item.LegacyPayload:
+                        return RunLegacy(input, "xl-legacy");
+                }
+            }
+
+            if (walker.EndedAtCheckpoint)
+            {
+                end = Invariant($"end of stream after checkpoint {_committed}");
+            }
+        }
+        catch (StreamFormatException e) when (_buffering && !_replaying && !libxcEnded)
+        {
+            // §6.4 BUFFERING: a read error (the primary is gone) is a failover to the last committed checkpoint.
+            discarded = Invariant($"checkpoint {_committed + 1}: {e.Message}");
+            end = Invariant($"failover to checkpoint {_committed}");
+            spool.Clear();
+            _libxlQueue.Clear();
+        }
+
+        Complete(input.Position);
+        return new RestoreResult
+        {
+            StreamKind = KindName(kind),
+            SenderGeneration = sender,
+            CheckpointsSeen = _committed + (discarded != null || _partial ? 1 : 0),
+            CheckpointCommitted = _committed,
+            End = end,
+            Discarded = discarded,
+            VerifyMismatches = _state.VerifyMismatches,
+            Warnings = [.. _state.Warnings],
+        };
+    }
+
+    /// <summary>
+    /// Commits checkpoint <paramref name="number"/>: applies its libxl records, then (after the first) replays its
+    /// buffered libxc records. Errors here are fatal: the stream was complete, its content is bad.
+    /// </summary>
+    private void Commit(RecordSpool spool, int number)
+    {
+        _replaying = true;
+        foreach (var (type, data) in _libxlQueue)
+        {
+            ApplyEmulatorRecord(type, data);
+        }
+
+        _libxlQueue.Clear();
+        _libxlQueueBytes = 0;
+        if (_buffering)
+        {
+            spool.Replay(reader => ProcessLibxc(reader, replay: true), number);
+        }
+
+        _buffering = true;
+        _committed = number;
+        _partial = false;
+        _replaying = false;
+    }
+
+    /// <summary>Handles a libxl record; returns true for libxl END.</summary>
+    private bool ProcessLibxl(V2StreamReader walker, RecordSpool spool)
+    {
+        var libxl = walker.Libxl!;
+        switch (libxl.Type)
+        {
+            case LibxlRecordType.LibxcContext:
+                return false;
+            case LibxlRecordType.End:
+                return true;
+            case LibxlRecordType.EmulatorXenstoreData:
+            case LibxlRecordType.EmulatorContext:
+                // v2-stream.md §7 L5, L6: HVM only; the key/value block must be well formed.
+                if (_state.GuestType != GuestType.Hvm)
+                {
+                    throw libxl.Error("emulator record in a PV stream");
+                }
+
+                var record = libxl.ReadEmulatorRecord();
+                if (libxl.Type == LibxlRecordType.EmulatorXenstoreData)
+                {
+                    DecodeXenstore(libxl, record.Data);
+                }
+
+                if (walker.InCheckpoint)
+                {
+                    _libxlQueueBytes += record.Data.Length;
+                    if (_libxlQueueBytes > MaxQueuedLibxlBytes)
+                    {
+                        throw libxl.Error(Invariant($"checkpoint {_checkpointsSeen} queues more than {MaxQueuedLibxlBytes} octets of libxl records"));
+                    }
+
+                    _libxlQueue.Add((libxl.Type, record.Data.ToArray()));
+                }
+                else
+                {
+                    ApplyEmulatorRecord(libxl.Type, record.Data.ToArray());
+                }
+
+                return false;
+            case LibxlRecordType.CheckpointEnd:
+                if (_options.Checkpointed == CheckpointedMode.No)
+                {
+                    throw libxl.Error("CHECKPOINT_END in a stream restored as plain");
+                }
+
+                Commit(spool, _checkpointsSeen);
+                return false;
+            case LibxlRecordType.CheckpointState:
+                libxl.ReadCheckpointState(); // COLO control: nothing to restore
+                return false;
+            default:
+                // §7 L3: libxl refuses every unknown record, the optional bit notwithstanding.
+                throw libxl.Error("unknown libxl record type");
+        }
+    }
+
+    private void ApplyEmulatorRecord(LibxlRecordType type, byte[] data)
+    {
+        if (type == LibxlRecordType.EmulatorContext)
+        {
+            _state.SetEmulatorContext(data);
+        }
+        else
+        {
+            _state.SetEmulatorXenstore(DecodeXenstore(null, data));
+        }
+    }
+
+    private static List<XenstoreEntry> DecodeXenstore(LibxlReader? reader, ReadOnlySpan<byte> data)
+    {
+        var pairs = XenstoreData.TryDecode(data, out var problem);
+        if (pairs != null)
+        {
+            foreach (var (key, _) in pairs)
+            {
+                if (key.Length == 0 || key[0] == '/')
+                {
+                    problem = key.Length == 0 ? "empty key" : $"key '{key}' is not relative";
+                    pairs = null;
+                    break;
+                }
+            }
+        }
+
+        if (pairs == null)
+        {
+            throw reader?.Error(problem ?? "malformed") ?? new StreamFormatException("EMULATOR_XENSTORE_DATA", -1, 0, problem ?? "malformed");
+        }
+
+        return [.. pairs.Select(p => new XenstoreEntry(p.Key, p.Value))];
+    }
+
+    // v2-stream.md §9.1: a bare libxc HVM stream converted with -f libxc carries the QEMU record after END.
+    private void ReadTrailing(InputBuffer input, StreamKind kind)
+    {
+        var offset = input.Position;
+        if (kind != StreamKind.Libxc || _state.GuestType != GuestType.Hvm
+            || !QemuDeviceModelRecord.TryParse(input.Peek(QemuDeviceModelRecord.HeaderSize), out var length))
+        {
+            return; // like Xen, nothing after the outermost END is read
+        }
+
+        if (length > MaxTrailingDeviceModel)
+        {
+            throw new StreamFormatException("QEMU device model record", -1, offset, Invariant($"length {length} exceeds {MaxTrailingDeviceModel}"));
+        }
+
+        input.Advance(QemuDeviceModelRecord.HeaderSize);
+        var data = new byte[length];
+        if (input.ReadInto(data) != data.Length)
+        {
+            throw new StreamFormatException("QEMU device model record", -1, offset, Invariant($"truncated: {length} octets of data expected"));
+        }
+
+        _state.SetEmulatorContext(data);
+    }
+
+    // ---- libxc records: v2-stream.md §3.5, §3.6, §7 ----
+
+    /// <summary>
+    /// Processes one libxc record whose header <paramref name="reader"/> has just read (not END or CHECKPOINT). In
+    /// <paramref name="replay"/> (a committed checkpoint's buffer) unknown optional records are refused, as Xen does.
+    /// </summary>
+    private void ProcessLibxc(LibxcReader reader, bool replay)
+    {
+        var header = reader.Header;
+        switch ((RecordType)header.Type)
+        {
+            case RecordType.PageData:
+                ProcessPageData(reader);
+                break;
+            case RecordType.X86PvInfo:
+                RequireGuest(reader, GuestType.Pv);
+                if (_pvInfoSeen)
+                {
+                    throw reader.Error("X86_PV_INFO seen twice");
+                }
+
+                var info = reader.ReadX86PvInfo();
+                if (!info.IsValidPair)
+                {
+                    throw reader.Error(Invariant($"guest_width {info.GuestWidth} with pt_levels {info.PtLevels} is not (4, 3) or (8, 4)"));
+                }
+
+                _pvInfoSeen = true;
+                _state.SetGuestWidth(info.GuestWidth);
+                break;
+            case RecordType.X86PvP2mFrames:
+                ProcessP2mFrames(reader);
+                break;
+            case RecordType.X86PvVcpuBasic:
+            case RecordType.X86PvVcpuExtended:
+            case RecordType.X86PvVcpuXsave:
+            case RecordType.X86PvVcpuMsrs:
+                ProcessPvVcpu(reader);
+                break;
+            case RecordType.SharedInfo:
+                RequirePvInfo(reader);
+                if (header.Length != GuestMemory.PageSize)
+                {
+                    throw reader.Error(Invariant($"length {header.Length} is not 4096"));
+                }
+
+                _state.SetSharedInfo(reader.ReadBody());
+                break;
+            case RecordType.X86TscInfo:
+                var tsc = reader.ReadX86TscInfo();
+                _state.SetTscInfo(new TscInfo(tsc.Mode, tsc.Khz, tsc.Nsec, tsc.Incarnation));
+                break;
+            case RecordType.HvmContext:
+                RequireGuest(reader, GuestType.Hvm);
+                if (header.Length == 0)
+                {
+                    throw reader.Error("empty HVM context");
+                }
+
+                _state.SetHvmContext(reader.ReadBody());
+                break;
+            case RecordType.HvmParams:
+                RequireGuest(reader, GuestType.Hvm);
+                var parameters = reader.ReadHvmParams();
+                for (var i = 0; i < parameters.Count; i++)
+                {
+                    var p = parameters[i];
+                    if (p.Index >= HvmParam.Count)
+                    {
+                        throw reader.Error(Invariant($"parameter {i}: index {p.Index} is not a valid HVM parameter (below {HvmParam.Count})"));
+                    }
+
+                    _state.SetHvmParam((uint)p.Index, p.Value);
+                }
+
+                break;
+            case RecordType.X86CpuidPolicy:
+            case RecordType.X86MsrPolicy:
+                var unit = header.Type == (uint)RecordType.X86CpuidPolicy ? CpuidLeaf.Size : MsrEntry.Size;
+                if (header.Length == 0 || header.Length % unit != 0)
+                {
+                    throw reader.Error(Invariant($"length {header.Length} is not a non-zero multiple of {unit}"));
+                }
+
+                var policy = reader.ReadBody();
+                if (!_staticDataEnd)
+                {
+                    // Applied when STATIC_DATA_END is seen; later copies have no effect (§3.5.12).
+                    if (unit == CpuidLeaf.Size)
+                    {
+                        _state.SetCpuidPolicy(policy);
+                    }
+                    else
+                    {
+                        _state.SetMsrPolicy(policy);
+                    }
+                }
+
+                break;
+            case RecordType.StaticDataEnd:
+                if (_staticDataEnd)
+                {
+                    throw reader.Error("STATIC_DATA_END seen twice");
+                }
+
+                _staticDataEnd = true;
+                break;
+            case RecordType.Verify:
+                _state.VerifyMode = true;
+                break;
+            default:
+                if (header.IsOptional && !replay)
+                {
+                    reader.SkipBody();
+                    break;
+                }
+
+                throw reader.Error(header.IsOptional
+                    ? "optional record inside a buffered checkpoint (the reference receiver refuses it)"
+                    : "unhandled mandatory record");
+        }
+    }
+
+    // §3.5.2, §7 rows 16–21: each pfn within the bound, types defined (the reader checks), data in entry order.
+    private void ProcessPageData(LibxcReader reader)
+    {
+        RequireStaticDataEnd(reader);
+        if (_state.Domain == null)
+        {
+            throw reader.Error("page data before X86_PV_INFO");
+        }
+
+        var view = reader.ReadPageData();
+        var page = 0;
+        for (var i = 0; i < (int)view.Count; i++)
+        {
+            var pfn = view.Pfn(i);
+            var problem = _state.CheckPfn(pfn);
+            if (problem != null)
+            {
+                throw reader.Error(Invariant($"entry {i}: {problem}"));
+            }
+
+            var type = (DomainPageType)view.Type(i);
+            _state.WritePage(pfn, type, type.HasData() ? view.Page(page++) : default);
+        }
+    }
+
+    // §3.5.4, §7 row 24.
+    private void ProcessP2mFrames(LibxcReader reader)
+    {
+        RequireGuest(reader, GuestType.Pv);
+        RequireStaticDataEnd(reader);
+        RequirePvInfo(reader);
+        var view = reader.ReadX86PvP2mFrames();
+        var expected = X86PvP2mFramesView.ExpectedFrameCount(view.StartPfn, view.EndPfn, _state.GuestWidth);
+        if (view.FrameCount != expected)
+        {
+            throw reader.Error(Invariant($"{view.FrameCount} frames for pfns {view.StartPfn}..{view.EndPfn}, expected {expected}"));
+        }
+
+        var problem = _state.DeclareP2mSize((ulong)view.EndPfn + 1);
+        if (problem != null)
+        {
+            throw reader.Error(problem);
+        }
+
+        var frames = new ulong[view.FrameCount];
+        for (var i = 0; i < frames.Length; i++)
+        {
+            frames[i] = view.Frame(i);
+        }
+
+        _state.SetP2mFrames(frames);
+    }
+
+    // §3.5.5, §7 row 25.
+    private void ProcessPvVcpu(LibxcReader reader)
+    {
+        RequirePvInfo(reader);
+        var type = (RecordType)reader.Header.Type;
+        var view = reader.ReadX86PvVcpu();
+        if (view.VcpuId > SimulatedDomain.MaxVcpuLimit)
+        {
+            throw reader.Error(Invariant($"vcpu_id {view.VcpuId} exceeds {SimulatedDomain.MaxVcpuLimit}"));
+        }
+
+        var size = view.Context.Length;
+        if (size == 0)
+        {
+            return;
+        }
+
+        var basic = _state.GuestWidth == 8 ? X86PvVcpuView.BasicContextSize64 : X86PvVcpuView.BasicContextSize32;
+        var (kind, problem) = type switch
+        {
+            RecordType.X86PvVcpuBasic => (VcpuContextKind.Basic, size != basic ? Invariant($"context is {size} octets, a {_state.GuestWidth * 8}-bit guest's is {basic}") : null),
+            RecordType.X86PvVcpuExtended => (VcpuContextKind.Extended, size > X86PvVcpuView.ExtendedContextMax ? Invariant($"context is {size} octets, at most {X86PvVcpuView.ExtendedContextMax}") : null),
+            RecordType.X86PvVcpuXsave => (VcpuContextKind.Xsave, size < X86PvVcpuView.XsaveContextMin ? Invariant($"context is {size} octets, at least {X86PvVcpuView.XsaveContextMin}") : null),
+            _ => (VcpuContextKind.Msrs, size % MsrEntry.Size != 0 ? Invariant($"context is {size} octets, not a multiple of {MsrEntry.Size}") : null),
+        };
+        if (problem != null)
+        {
+            throw reader.Error(problem);
+        }
+
+        _state.SetVcpuContext((int)view.VcpuId, kind, view.Context);
+    }
+
+    private void RequireGuest(LibxcReader reader, GuestType type)
+    {
+        if (_state.GuestType != type)
+        {
+            throw reader.Error(type == GuestType.Pv ? "PV record in an HVM stream" : "HVM record in a PV stream");
+        }
+    }
+
+    private void RequirePvInfo(LibxcReader reader)
+    {
+        RequireGuest(reader, GuestType.Pv);
+        if (!_pvInfoSeen)
+        {
+            throw reader.Error("no X86_PV_INFO before this record");
+        }
+    }
+
+    // §3.6: v3 requires STATIC_DATA_END before PAGE_DATA and X86_PV_P2M_FRAMES; v2 infers it there.
+    private void RequireStaticDataEnd(LibxcReader reader)
+    {
+        if (_staticDataEnd)
+        {
+            return;
+        }
+
+        if (_imageVersion >= 3)
+        {
+            throw reader.Error("no STATIC_DATA_END before this record (image version 3)");
+        }
+
+        _staticDataEnd = true;
+    }
+
+    private static RestoreResult RunLegacy(InputBuffer input, string kind)
+    {
+        _ = kind;
+        throw new NotSupportedException(Invariant($"legacy stream at offset 0x{input.Position:X}: restoring legacy streams needs the legacy reader, which is not available in this build"));
+    }
+}

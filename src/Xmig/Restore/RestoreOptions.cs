@@ -1,0 +1,82 @@
+namespace Xmig.Restore;
+
+/// <summary>Whether the input is a checkpointed (Remus/COLO) stream (<c>--checkpointed</c>), given out of band as in Xen.</summary>
+internal enum CheckpointedMode
+{
+    /// <summary>A plain stream: a CHECKPOINT record is an error (Xen's <c>XC_STREAM_PLAIN</c>).</summary>
+    No,
+
+    /// <summary>A checkpointed stream: the last complete checkpoint is restored (Xen's <c>XC_STREAM_REMUS</c>).</summary>
+    Yes,
+
+    /// <summary>Decide from the stream: checkpointed once a CHECKPOINT is seen (legacy streams: see the legacy decision).</summary>
+    Auto,
+}
+
+/// <summary>How a restore runs and what it may consume.</summary>
+internal sealed record RestoreOptions
+{
+    /// <summary>Default bound on guest-physical space: 32 GiB, room for the largest simulated guest and its MMIO hole.</summary>
+    public const ulong DefaultMaxGuestPhysicalBytes = 32UL << 30;
+
+    public CheckpointedMode Checkpointed { get; init; } = CheckpointedMode.Auto;
+
+    /// <summary>
+    /// Bound on guest-physical space. A PV stream declares its p2m size (X86_PV_P2M_FRAMES, legacy header); an HVM
+    /// stream declares none, so its pfns are bounded by this alone. Pfns beyond either are refused.
+    /// </summary>
+    public ulong MaxGuestPhysicalBytes { get; init; } = DefaultMaxGuestPhysicalBytes;
+
+    /// <summary>Where records of a checkpoint not yet complete are buffered (default: the system temp directory).</summary>
+    public string? SpoolDirectory { get; init; }
+
+    /// <summary>
+    /// Bound on one buffered checkpoint, in octets. Default: zero, meaning twice the memory bound (a checkpoint may
+    /// resend every page and then some, but not without limit).
+    /// </summary>
+    public long MaxBufferedCheckpointBytes { get; init; }
+
+    /// <summary>Legacy input: the saving toolstack's word size in bits (32 or 64); null detects it.</summary>
+    public int? LegacyWidth { get; init; }
+
+    /// <summary>Legacy input: the guest type; null detects it (legacy streams do not say).</summary>
+    public Domains.GuestType? LegacyGuestType { get; init; }
+
+    /// <summary>Legacy checkpointed input: silence after a complete checkpoint that ends the stream (Xen's heartbeat).</summary>
+    public TimeSpan? LegacySilenceTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    internal ulong MaxP2mSize => Math.Min(Domains.SimulatedDomain.P2mLimit, MaxGuestPhysicalBytes / Domains.GuestMemory.PageSize);
+
+    internal long SpoolLimit => MaxBufferedCheckpointBytes > 0 ? MaxBufferedCheckpointBytes : (long)Math.Min((ulong)long.MaxValue / 4, MaxGuestPhysicalBytes) * 2;
+}
+
+/// <summary>What a restore found in the stream and how it ended.</summary>
+internal sealed record RestoreResult
+{
+    /// <summary><c>xl</c>, <c>libxl</c>, <c>libxc</c>, <c>legacy</c> or <c>xl-legacy</c>.</summary>
+    public string StreamKind { get; init; } = "";
+
+    /// <summary>
+    /// Who wrote the stream: <c>xen-4.22</c> (v2, from the Domain Header), <c>legacy-converter-1</c> (v2 made by
+    /// <c>convert-legacy-stream</c>), or the legacy sender generation (<c>legacy-pre-4.1</c>, <c>legacy-4.1+</c>).
+    /// </summary>
+    public string SenderGeneration { get; init; } = "";
+
+    /// <summary>CHECKPOINT records (or legacy checkpoints) seen, including one discarded part-way.</summary>
+    public int CheckpointsSeen { get; init; }
+
+    /// <summary>Number of the checkpoint whose state the image is (0 for a plain stream).</summary>
+    public int CheckpointCommitted { get; init; }
+
+    /// <summary>How reading ended, in words.</summary>
+    public string End { get; init; } = "";
+
+    /// <summary>Why the last checkpoint was discarded, when it was.</summary>
+    public string? Discarded { get; init; }
+
+    /// <summary>Pages that differed from guest memory in a VERIFY pass.</summary>
+    public long VerifyMismatches { get; init; }
+
+    /// <summary>What Xen's receiver would object to but a simulated restore carries through.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+}

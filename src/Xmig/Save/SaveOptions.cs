@@ -1,0 +1,94 @@
+namespace Xmig.Save;
+
+/// <summary>The stream a save writes (<c>--stream</c>).</summary>
+internal enum SaveStreamKind
+{
+    /// <summary>xl save file: xl header and config, then a libxl v2 stream (what <c>xl save</c> writes).</summary>
+    Xl,
+
+    /// <summary>libxl v2 stream (what libxl writes on a migration fd).</summary>
+    Libxl,
+
+    /// <summary>Bare libxc v2 stream.</summary>
+    Libxc,
+
+    /// <summary>Legacy libxc stream as Xen 4.0 wrote it (no LAST_CHECKPOINT).</summary>
+    Legacy40,
+
+    /// <summary>Legacy libxc stream as Xen 4.1–4.5 wrote it.</summary>
+    Legacy41,
+}
+
+/// <summary>How a save runs.</summary>
+internal sealed record SaveOptions
+{
+    public SaveStreamKind Kind { get; init; } = SaveStreamKind.Xl;
+
+    /// <summary>0: a plain stream. N &gt; 0: a checkpointed (Remus) stream of N checkpoints.</summary>
+    public int Checkpoints { get; init; }
+
+    /// <summary>
+    /// Live (pre-copy) memory transfer: pages are sent while the guest runs, then the pages it dirtied, until the
+    /// policy stops and the final dirty set is sent paused. Otherwise the guest is paused first and every page is
+    /// sent once (what <c>xl save</c> does).
+    /// </summary>
+    public bool Live { get; init; } = true;
+
+    /// <summary>Pre-copy policy: stop iterating after this many passes (Xen's <c>SPP_MAX_ITERATIONS</c>).</summary>
+    public int MaxIterations { get; init; } = 5;
+
+    /// <summary>Pre-copy policy: stop iterating when fewer pages than this were dirtied (Xen's <c>SPP_TARGET_DIRTY_COUNT</c>).</summary>
+    public long TargetDirtyPages { get; init; } = 50;
+
+    /// <summary>Checkpointed streams: how long the guest runs between checkpoints (Remus's interval).</summary>
+    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Version of the Xen the stream claims to come from (Domain Header <c>xen_major.xen_minor</c>).</summary>
+    public uint XenMajor { get; init; } = 4;
+
+    public uint XenMinor { get; init; } = 22;
+
+    /// <summary>Guest name in the xl config.</summary>
+    public string DomainName { get; init; } = "xmig-sim";
+}
+
+/// <summary>What a save did.</summary>
+internal sealed record SaveResult
+{
+    /// <summary>Octets written.</summary>
+    public long Bytes { get; init; }
+
+    /// <summary>Pages of data written, resends included.</summary>
+    public long PagesSent { get; init; }
+
+    /// <summary>Memory passes of the last (or only) checkpoint: the first full pass, live re-sends, and the paused pass.</summary>
+    public int Iterations { get; init; }
+
+    /// <summary>Checkpoints written (0 for a plain stream).</summary>
+    public int Checkpoints { get; init; }
+
+    /// <summary>Pages in the final paused pass of the last checkpoint.</summary>
+    public long FinalDirtyPages { get; init; }
+}
+
+/// <summary>The phases a save goes through, in order (reported to <see cref="SaveEngine.PhaseChanged"/>).</summary>
+internal enum SavePhase
+{
+    /// <summary>Headers and the execution-independent records (X86_PV_INFO, policies, STATIC_DATA_END, P2M frames).</summary>
+    Setup,
+
+    /// <summary>A pre-copy pass while the guest runs.</summary>
+    Iteration,
+
+    /// <summary>The guest is paused: the final dirty set and the end-of-checkpoint state.</summary>
+    StopAndCopy,
+
+    /// <summary>CHECKPOINT and the libxl checkpoint records written; the guest is still paused.</summary>
+    Checkpoint,
+
+    /// <summary>The guest runs between checkpoints.</summary>
+    Resumed,
+
+    /// <summary>END records written and the output flushed.</summary>
+    Done,
+}
