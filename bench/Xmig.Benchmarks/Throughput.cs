@@ -88,7 +88,10 @@ internal static partial class Registry
     public static void RegisterAll()
     {
         RegisterVerifyInspect();
+        RegisterConvert();
     }
 
     static partial void RegisterVerifyInspect();
+
+    static partial void RegisterConvert();
 }

@@ -11,6 +11,7 @@ internal static class CommandCatalog
         yield return InspectCommand.Create(ctx);
         yield return VerifyCommand.Create(ctx);
         yield return DomainCommand.Create(ctx);
+        yield return ConvertCommand.Create(ctx);
         yield return SaveCommand.Create(ctx);
         yield return RestoreCommand.Create(ctx);
     }

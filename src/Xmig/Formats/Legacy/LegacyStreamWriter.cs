@@ -43,6 +43,12 @@ internal sealed record LegacyWriterOptions
     /// <summary>Pages the sender keeps to delta-encode against (Xen: 8192).</summary>
     public int CompressionCachePages { get; init; } = 8192;
 
+    /// <summary>
+    /// Also delta-encode against pages sent in the (uncompressed) first checkpoint. Xen's sender does not: its cache
+    /// only holds pages of compressed checkpoints, so checkpoint 2 carries full pages.
+    /// </summary>
+    public bool CacheFirstCheckpoint { get; init; }
+
     /// <summary>Compressed octets staged before a COMPRESSED_DATA chunk is emitted mid-checkpoint.</summary>
     public int CompressionStagingLength { get; init; } = 4 << 20;
 }
@@ -291,7 +297,7 @@ internal sealed class LegacyStreamWriter : IDisposable
         if (!FormatB)
         {
             _out.Write(pages);
-            if (_options.Compress)
+            if (_options.Compress && _options.CacheFirstCheckpoint)
             {
                 RememberPages(entries, pages);
             }
@@ -315,6 +321,12 @@ internal sealed class LegacyStreamWriter : IDisposable
             if (!table && _cacheSlots!.TryGetValue(pfn, out var slot))
             {
                 previous = _cache.AsSpan(slot * 4096, 4096);
+            }
+
+            if (_staging.Length - _stagingUsed < PageDeltaCodec.MaxEncoderOutput)
+            {
+                // The batch's entries are already written, so its pages may follow in this chunk.
+                FlushCompressed();
             }
 
             _stagingUsed += PageDeltaCodec.Encode(previous, page, _staging.AsSpan(_stagingUsed));

@@ -19,6 +19,9 @@ internal sealed record LegacyImageBuilder
 
     public bool Compress { get; init; }
 
+    /// <summary>Delta-encode against first-checkpoint pages too (Xen's sender does not).</summary>
+    public bool CacheFirstCheckpoint { get; init; } = true;
+
     public uint P2mSize { get; init; } = 300;
 
     public int Pages { get; init; } = 40;
@@ -59,6 +62,7 @@ internal sealed record LegacyImageBuilder
                 Generation = Generation,
                 Checkpointed = Checkpoints > 1,
                 Compress = Compress,
+                CacheFirstCheckpoint = CacheFirstCheckpoint,
                 CompressionCachePages = 64,
                 CompressionStagingLength = 3 * 4096,
             });
