@@ -22,32 +22,36 @@ internal static class InspectCommand
         {
             file, input, format, json, verbose,
         };
+        var legacy = new LegacyCommandSupport();
+        legacy.AddTo(command);
         command.SetAction(parse => (int)Run(
             ctx,
             parse.GetValue(input) ?? parse.GetValue(file),
             parse.GetValue(input) is not null,
             StreamInput.ParseFormat(parse.GetValue(format)),
             parse.GetValue(json),
-            parse.GetValue(verbose)));
+            parse.GetValue(verbose),
+            legacy.Read(parse)));
         return command;
     }
 
-    internal static ExitCode Run(CliContext ctx, string? path, bool decimalIsFd, StreamFormat format, bool json, bool verbose)
+    internal static ExitCode Run(CliContext ctx, string? path, bool decimalIsFd, StreamFormat format, bool json, bool verbose, LegacyInspectOptions? legacy = null)
     {
         try
         {
-            if (format == StreamFormat.Legacy)
+            legacy ??= new LegacyInspectOptions();
+            using var opened = StreamInput.Open(path, decimalIsFd);
+            var stream = LegacyCommandSupport.Rewindable(opened, out var head);
+            if (LegacyCommandSupport.IsLegacyInput(format, head, legacy, out var why))
             {
-                ctx.Error.WriteLine("xmig: error: legacy (pre-v2) streams are not supported by inspect yet (--format legacy)");
-                return ExitCode.UsageOrIo;
+                return LegacyCommandSupport.Inspect(ctx, stream, legacy, json);
             }
 
-            using var stream = StreamInput.Open(path, decimalIsFd);
             var result = StreamInspector.Inspect(stream, format, ctx.Out, new InspectOptions { Json = json, Verbose = verbose });
             if (result.IsLegacy)
             {
-                ctx.Error.WriteLine("xmig: error: " + StreamInput.LegacyMessage(path));
-                return ExitCode.UsageOrIo;
+                ctx.Error.WriteLine("xmig: error: " + LegacyCommandSupport.NotRecognised(path, why));
+                return ExitCode.Invalid;
             }
 
             if (result.Error is { } e)

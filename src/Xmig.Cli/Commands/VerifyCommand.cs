@@ -24,6 +24,8 @@ internal static class VerifyCommand
         {
             file, input, format, json, verbose, quiet,
         };
+        var legacy = new LegacyCommandSupport();
+        legacy.AddTo(command);
         command.SetAction(parse => (int)Run(
             ctx,
             parse.GetValue(input) ?? parse.GetValue(file),
@@ -31,23 +33,25 @@ internal static class VerifyCommand
             StreamInput.ParseFormat(parse.GetValue(format)),
             parse.GetValue(json),
             parse.GetValue(verbose),
-            parse.GetValue(quiet)));
+            parse.GetValue(quiet),
+            legacy.Read(parse)));
         return command;
     }
 
-    internal static ExitCode Run(CliContext ctx, string? path, bool decimalIsFd, StreamFormat format, bool json, bool verbose, bool quiet)
+    internal static ExitCode Run(CliContext ctx, string? path, bool decimalIsFd, StreamFormat format, bool json, bool verbose, bool quiet, LegacyInspectOptions? legacy = null)
     {
         var error = quiet ? TextWriter.Null : ctx.Error;
         var output = quiet ? TextWriter.Null : ctx.Out;
         try
         {
-            if (format == StreamFormat.Legacy)
+            legacy ??= new LegacyInspectOptions();
+            using var opened = StreamInput.Open(path, decimalIsFd);
+            var stream = LegacyCommandSupport.Rewindable(opened, out var head);
+            if (LegacyCommandSupport.IsLegacyInput(format, head, legacy, out var why))
             {
-                error.WriteLine("xmig: error: legacy (pre-v2) streams are not supported by verify yet (--format legacy)");
-                return ExitCode.UsageOrIo;
+                return LegacyCommandSupport.Verify(ctx, stream, path, legacy, json, verbose, quiet);
             }
 
-            using var stream = StreamInput.Open(path, decimalIsFd);
             var result = verbose && !json
                 ? StreamInspector.Inspect(stream, format, output, new InspectOptions())
                 : StreamVerifier.Verify(stream, format);
@@ -58,8 +62,8 @@ internal static class VerifyCommand
 
             if (result.IsLegacy)
             {
-                error.WriteLine("xmig: error: " + StreamInput.LegacyMessage(path));
-                return ExitCode.UsageOrIo;
+                error.WriteLine("xmig: error: " + LegacyCommandSupport.NotRecognised(path, why));
+                return ExitCode.Invalid;
             }
 
             if (result.Error is { } e)

@@ -59,7 +59,7 @@ internal static class LegacyToV2Converter
         var inputFile = input is FileStream { CanSeek: true } fs ? fs.SafeFileHandle : null;
         var startOffset = inBuffer.Position;
         using var sink = new V2ConvertSink(outBuffer, options, reader, () =>
-            new CommittedPageStore(reader.P2mSize, inputFile, options.TempDirectory));
+            new LegacyPageStore(reader.P2mSize, inputFile, options.TempDirectory));
         var result = LegacyCheckpointDecision.Run(reader, sink, new LegacyCheckpointDecisionOptions
         {
             Mode = options.Mode,

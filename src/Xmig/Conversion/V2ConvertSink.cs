@@ -24,7 +24,7 @@ internal sealed class V2ConvertSink : ILegacyRestoreSink, IDisposable
     private readonly OutputBuffer _output;
     private readonly LegacyConvertOptions _options;
     private readonly LegacyStreamReader _reader;
-    private readonly Func<CommittedPageStore?> _storeFactory;
+    private readonly Func<LegacyPageStore?> _storeFactory;
     private readonly List<HvmParamEntry> _params = [];
     private readonly List<byte> _xenstore = [];
     private readonly ulong[] _entries = new ulong[LegacyChunk.MaxBatchSize];
@@ -33,13 +33,13 @@ internal sealed class V2ConvertSink : ILegacyRestoreSink, IDisposable
     private LibxcWriter? _libxc;
     private SpillBuffer? _deviceModel;
     private LegacyDeviceModelSignature _deviceModelSignature;
-    private CommittedPageStore? _store;
+    private LegacyPageStore? _store;
     private bool _keepPages;
     private bool _streaming;
     private bool _checkpointed;
     private int _pendingClose;
 
-    public V2ConvertSink(OutputBuffer output, LegacyConvertOptions options, LegacyStreamReader reader, Func<CommittedPageStore?> storeFactory)
+    public V2ConvertSink(OutputBuffer output, LegacyConvertOptions options, LegacyStreamReader reader, Func<LegacyPageStore?> storeFactory)
     {
         _output = output;
         _options = options;

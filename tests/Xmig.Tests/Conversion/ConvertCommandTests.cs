@@ -155,6 +155,34 @@ public class ConvertCommandTests
         Assert.Contains("no earlier content of that pfn", result.Checkpoints.DiscardedBecause!.Message);
     }
 
+    [Theory]
+    [InlineData(4)]
+    [InlineData(8)]
+    public void Convert_ToolstackPhysmapAndQemuDeviceModelRecord_BecomeEmulatorRecordsThatVerify(int width)
+    {
+        var blob = LibxlToolstackBlob.Build([new(0xF0000000, 0xFC000000, 0x800000, "vga.vram"u8.ToArray())], width);
+        var b = new LegacyImageBuilder
+        {
+            Width = width,
+            Guest = LegacyGuestType.Hvm,
+            Toolstack = blob,
+            DeviceModel = LegacyDeviceModelSignature.QemuDeviceModelRecord,
+            Generation = LegacyWriterGeneration.Legacy40,
+        };
+        using var input = new MemoryStream(b.Build());
+        using var output = new MemoryStream();
+
+        Xmig.Conversion.LegacyToV2Converter.Convert(input, output, new Xmig.Conversion.LegacyConvertOptions { Format = Xmig.Conversion.V2OutputFormat.Libxl });
+
+        var bytes = output.ToArray();
+        using var check = new MemoryStream(bytes);
+        var verify = StreamVerifier.Verify(check);
+        Assert.Null(verify.Error);
+        var text = System.Text.Encoding.ASCII.GetString(bytes);
+        Assert.Contains("physmap/f0000000/start_addr\0fc000000\0physmap/f0000000/size\0800000\0physmap/f0000000/name\0vga.vram\0", text);
+        Assert.Contains("QEVM", text);
+    }
+
     [Fact]
     public void Convert_TruncatedInput_ExitsOneWithOneLineNamingChunkAndOffset_AndRemovesThePartialOutput()
     {

@@ -60,6 +60,12 @@ internal sealed record LegacyCheckpointDecisionOptions
 
     /// <summary>Largest checkpoint buffered before its tail completes (§11: otherwise unbounded).</summary>
     public long MaxBufferedCheckpointBytes { get; init; } = 64L << 30;
+
+    /// <summary>Refuse TMEM/TMEM_EXTRA (a restore cannot apply them); false only reports them (inspection).</summary>
+    public bool RefuseTmem { get; init; } = true;
+
+    /// <summary>Called after every item the reader reads (header, chunks, tail parts), before it is consumed.</summary>
+    public Action<LegacyStreamReader>? Observer { get; init; }
 }
 
 /// <summary>What <see cref="LegacyCheckpointDecision.Run"/> found.</summary>
@@ -407,6 +413,7 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         while (true)
         {
             var kind = _reader.Read();
+            _options.Observer?.Invoke(_reader);
             if (kind == LegacyItemKind.P2mFrameList || (kind == LegacyItemKind.P2mSize && _reader.Guest == LegacyGuestType.Hvm))
             {
                 break;
@@ -431,6 +438,7 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         while (true)
         {
             var kind = _reader.Read();
+            _options.Observer?.Invoke(_reader);
             switch (kind)
             {
                 case LegacyItemKind.PageBatch when _reader.IsCompressedBatch:
@@ -485,6 +493,8 @@ internal sealed class LegacyCheckpointDecision : IDisposable
             case LegacyChunkId.Toolstack:
                 target.Toolstack(_reader.ReadBlobContiguous());
                 break;
+            case LegacyChunkId.Tmem or LegacyChunkId.TmemExtra when !_options.RefuseTmem:
+                break;
             case LegacyChunkId.Tmem or LegacyChunkId.TmemExtra:
                 throw new LegacyUnsupportedContentException(LegacyChunk.Name(id), _reader.ChunkIndex, _reader.ItemOffset,
                     $"transcendent memory ({_reader.Tmem.Length} octets) cannot be restored: tmem was removed from Xen and has no v2 equivalent");
@@ -521,6 +531,7 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         while (true)
         {
             var kind = _reader.Read();
+            _options.Observer?.Invoke(_reader);
             switch (kind)
             {
                 case LegacyItemKind.PvUnmappedPfns:

@@ -1,6 +1,6 @@
 using Microsoft.Win32.SafeHandles;
 
-namespace Xmig.Conversion;
+namespace Xmig.Formats.Legacy;
 
 /// <summary>
 /// The committed content of every page, kept for decoding compressed checkpoints (legacy-stream.md §5.6: a "skip"
@@ -8,7 +8,7 @@ namespace Xmig.Conversion;
 /// page contents stay where they already are — in the input file, when it can be read at an offset — or go to a
 /// sparse temporary file at <c>pfn × 4096</c>.
 /// </summary>
-internal sealed class CommittedPageStore : IDisposable
+internal sealed class LegacyPageStore : IDisposable
 {
     private const int ChunkShift = 12;
     private const int ChunkLength = 1 << ChunkShift;
@@ -21,7 +21,7 @@ internal sealed class CommittedPageStore : IDisposable
 
     /// <param name="p2mSize">Number of pfns.</param>
     /// <param name="input">The input file when it can be read at offsets (pages of the streamed checkpoint stay there).</param>
-    public CommittedPageStore(ulong p2mSize, SafeFileHandle? input, string? directory)
+    public LegacyPageStore(ulong p2mSize, SafeFileHandle? input, string? directory)
     {
         _input = input;
         _directory = directory;
