@@ -67,7 +67,7 @@ internal sealed partial class RestoreEngine
             CheckpointsSeen = result.CheckpointsSeen,
             CheckpointCommitted = result.CheckpointsCommitted,
             End = result.EndDetail,
-            Discarded = result.DiscardedBecause?.Message,
+            Discarded = result.DiscardedBecause is { } discarded ? Invariant($"checkpoint {result.CheckpointsSeen}: {discarded.Message}") : null,
             VerifyMismatches = _state.VerifyMismatches,
             Warnings = [.. _state.Warnings, .. sink.Warnings],
         };
