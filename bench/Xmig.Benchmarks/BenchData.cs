@@ -56,4 +56,25 @@ internal static class BenchData
 
         return path;
     }
+
+    /// <summary>Creates the directory <paramref name="name"/> with <paramref name="write"/> unless it exists already.</summary>
+    public static string EnsureDirectory(string name, Action<string> write)
+    {
+        System.IO.Directory.CreateDirectory(Directory);
+        var path = Path.Combine(Directory, name);
+        if (!System.IO.Directory.Exists(path))
+        {
+            var temp = path + ".tmp";
+            if (System.IO.Directory.Exists(temp))
+            {
+                System.IO.Directory.Delete(temp, recursive: true);
+            }
+
+            System.IO.Directory.CreateDirectory(temp);
+            write(temp);
+            System.IO.Directory.Move(temp, path);
+        }
+
+        return path;
+    }
 }

@@ -12,19 +12,37 @@ internal static class Throughput
         ["walk-libxc"] = (() => BenchData.V2Libxc(), WalkCore),
     };
 
+    private static readonly Dictionary<string, Func<bool, long>> Custom = [];
+
     public static void Register(string name, Func<string> input, Func<Stream, long> run) => Workloads[name] = (input, run);
+
+    /// <summary>A workload that does its own I/O: given "pipe?", returns the octets it moved.</summary>
+    public static void RegisterCustom(string name, Func<bool, long> run) => Custom[name] = run;
 
     public static int Run(string[] args)
     {
         Registry.RegisterAll();
+        var pipe = args.Length > 1 && args[1] == "pipe";
+        var repeat = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3;
+        if (args.Length > 0 && Custom.TryGetValue(args[0], out var custom))
+        {
+            for (var i = 0; i < repeat; i++)
+            {
+                var watch = Stopwatch.StartNew();
+                var moved = custom(pipe);
+                watch.Stop();
+                Report(args[0], pipe, moved, watch.Elapsed, moved);
+            }
+
+            return 0;
+        }
+
         if (args.Length == 0 || !Workloads.TryGetValue(args[0], out var workload))
         {
-            Console.Error.WriteLine($"usage: throughput {{{string.Join('|', Workloads.Keys)}}} [file|pipe] [repeat]");
+            Console.Error.WriteLine($"usage: throughput {{{string.Join('|', Workloads.Keys.Concat(Custom.Keys))}}} [file|pipe] [repeat]");
             return 2;
         }
 
-        var pipe = args.Length > 1 && args[1] == "pipe";
-        var repeat = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3;
         var path = workload.Input();
         var bytes = new FileInfo(path).Length;
         for (var i = 0; i < repeat; i++)
@@ -43,12 +61,15 @@ internal static class Throughput
             }
 
             sw.Stop();
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{args[0]} {(pipe ? "pipe" : "file")}: {bytes / 1e9:F2} GB in {sw.Elapsed.TotalMilliseconds:F0} ms = {bytes / sw.Elapsed.TotalSeconds / 1e9:F2} GB/s (result {result}), peak RSS {PeakRssMiB()} MiB, GC heap {GC.GetTotalMemory(false) >> 20} MiB"));
+            Report(args[0], pipe, bytes, sw.Elapsed, result);
         }
 
         return 0;
     }
+
+    private static void Report(string name, bool pipe, long bytes, TimeSpan elapsed, long result) =>
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{name} {(pipe ? "pipe" : "file")}: {bytes / 1e9:F2} GB in {elapsed.TotalMilliseconds:F0} ms = {bytes / elapsed.TotalSeconds / 1e9:F2} GB/s (result {result}), peak RSS {PeakRssMiB()} MiB, GC heap {GC.GetTotalMemory(false) >> 20} MiB"));
 
     internal static long WalkCore(Stream stream)
     {
@@ -89,9 +110,12 @@ internal static partial class Registry
     {
         RegisterVerifyInspect();
         RegisterConvert();
+        RegisterSaveRestore();
     }
 
     static partial void RegisterVerifyInspect();
 
     static partial void RegisterConvert();
+
+    static partial void RegisterSaveRestore();
 }

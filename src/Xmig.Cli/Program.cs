@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Help;
 using Xmig.Cli.Commands;
 
 namespace Xmig.Cli;
@@ -15,7 +16,9 @@ internal static class Program
         if (parse.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
         {
             // Usage errors: one line, exit code 2 (System.CommandLine's default would be 1, which means invalid input).
-            var message = string.Join(' ', parse.Errors[0].Message.Split(['\r', '\n', '\t'], StringSplitOptions.RemoveEmptyEntries));
+            // An unrecognised word says more than the "required command" error it causes.
+            var first = parse.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parse.Errors[0];
+            var message = string.Join(' ', first.Message.Split(['\r', '\n', '\t'], StringSplitOptions.RemoveEmptyEntries));
             stderr.WriteLine("xmig: error: " + message);
             return (int)ExitCode.UsageOrIo;
         }
@@ -24,11 +27,18 @@ internal static class Program
         return parse.Invoke(config);
     }
 
-    internal static RootCommand BuildRoot(TextWriter stdout, TextWriter stderr)
+    internal static Command BuildRoot(TextWriter stdout, TextWriter stderr)
     {
-        var root = new RootCommand(
+        // A named command rather than RootCommand, whose name would be the assembly's (Xmig.Cli): help then reads
+        // "Usage: xmig ...", as installed by ToolCommandName.
+        var root = new Command(
+            "xmig",
             "xmig: inspect, verify, convert, save and restore Xen domain save files and migration streams.\n" +
-            "Exit codes: 0 ok (valid), 1 invalid input, 2 usage or I/O error.");
+            "Exit codes: 0 ok (valid), 1 invalid input, 2 usage or I/O error.")
+        {
+            new HelpOption(),
+            new VersionOption(),
+        };
         var ctx = new CliContext(stdout, stderr);
         foreach (var command in CommandCatalog.All(ctx))
         {

@@ -1,3 +1,4 @@
+using Microsoft.Win32.SafeHandles;
 using System.IO.MemoryMappedFiles;
 
 namespace Xmig.Domains;
@@ -15,12 +16,14 @@ internal sealed unsafe class GuestMemory : IDisposable
 
     private readonly MemoryMappedFile _file;
     private readonly MemoryMappedViewAccessor _view;
+    private readonly SafeFileHandle? _handle;
     private byte* _base;
 
-    private GuestMemory(MemoryMappedFile file, MemoryMappedViewAccessor view, ulong pages, bool writable)
+    private GuestMemory(MemoryMappedFile file, MemoryMappedViewAccessor view, ulong pages, bool writable, SafeFileHandle? handle)
     {
         _file = file;
         _view = view;
+        _handle = handle;
         Pages = pages;
         Writable = writable;
         byte* pointer = null;
@@ -59,13 +62,34 @@ internal sealed unsafe class GuestMemory : IDisposable
         try
         {
             var view = file.CreateViewAccessor(0, bytes, access);
-            return new GuestMemory(file, view, pages, writable);
+            var handle = writable ? File.OpenHandle(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete) : null;
+            return new GuestMemory(file, view, pages, writable, handle);
         }
         catch
         {
             file.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Writes whole frames from <paramref name="pfn"/> on through the file rather than the mapping: a store into a
+    /// hole of a shared mapping takes a page fault and a block allocation per frame, a write goes to the page cache in
+    /// one call (the mapping sees it: both are the same page cache).
+    /// </summary>
+    public void Write(ulong pfn, ReadOnlySpan<byte> frames)
+    {
+        if (_handle is null)
+        {
+            throw new InvalidOperationException("guest memory is mapped read-only");
+        }
+
+        if (pfn + (ulong)(frames.Length >> PageShift) > Pages || (frames.Length & (PageSize - 1)) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(pfn), pfn, $"frames beyond the {Pages} mapped frames");
+        }
+
+        RandomAccess.Write(_handle, frames, (long)(pfn << PageShift));
     }
 
     /// <summary>The 4096 octets of frame <paramref name="pfn"/>.</summary>
@@ -104,6 +128,7 @@ internal sealed unsafe class GuestMemory : IDisposable
             _view.SafeMemoryMappedViewHandle.ReleasePointer();
             _view.Dispose();
             _file.Dispose();
+            _handle?.Dispose();
         }
     }
 }

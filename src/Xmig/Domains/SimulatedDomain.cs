@@ -159,16 +159,15 @@ internal sealed unsafe partial class SimulatedDomain : IDomain
         GrowP2m(pfn + 1);
         if (type.HasData())
         {
-            var page = _memory.Page(pfn);
             if (data.ContainsAnyExcept((byte)0))
             {
-                data.CopyTo(page);
+                _memory.Write(pfn, data);
             }
-            else if (page.ContainsAnyExcept((byte)0))
+            else if (_populated.Get(pfn) && _memory.Page(pfn).ContainsAnyExcept((byte)0))
             {
                 // Zero data only clears a page that is not already zero: a fresh frame is a hole in the
                 // sparse file, and writing zeros into it would only allocate disk.
-                page.Clear();
+                _memory.Page(pfn).Clear();
             }
 
             _populated.Set(pfn);
