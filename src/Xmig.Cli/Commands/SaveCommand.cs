@@ -25,11 +25,12 @@ internal static class SaveCommand
         var interval = new Option<int>("--interval") { Description = "Milliseconds the guest runs between checkpoints.", DefaultValueFactory = _ => 100 };
         var nonLive = new Option<bool>("--non-live") { Description = "Pause the guest first and send every page once (as 'xl save'), instead of pre-copy." };
         var seed = new Option<ulong>("--seed") { Description = "Workload seed.", DefaultValueFactory = _ => 1 };
+        var toolstack = new Option<int>("--toolstack-bits") { Description = "Legacy streams: word size of the saving toolstack, 32 or 64.", DefaultValueFactory = _ => 64 };
         var json = new Option<bool>("--json") { Description = "Print one JSON document: what was written and the final image's memory_sha256." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
         var command = new Command("save", "Save a simulated domain as a Xen stream (plain or checkpointed), optionally under a running workload.")
         {
-            dir, output, stream, checkpoints, workload, interval, nonLive, seed, json, verbose,
+            dir, output, stream, checkpoints, workload, interval, nonLive, seed, toolstack, json, verbose,
         };
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
         {
@@ -59,9 +60,10 @@ internal static class SaveCommand
                 "legacy-4.1" => SaveStreamKind.Legacy41,
                 _ => SaveStreamKind.Xl,
             };
-            if (kind is SaveStreamKind.Legacy40 or SaveStreamKind.Legacy41)
+            var toolstackBits = parse.GetValue(toolstack);
+            if (toolstackBits is not (32 or 64))
             {
-                throw new NotSupportedException($"--stream {parse.GetValue(stream)}: the legacy writer is not available in this build yet");
+                return EngineCommand.Usage(ctx, $"--toolstack-bits {toolstackBits} is not 32 or 64");
             }
 
             var options = new SaveOptions
@@ -70,6 +72,7 @@ internal static class SaveCommand
                 Checkpoints = n,
                 Live = !parse.GetValue(nonLive),
                 CheckpointInterval = TimeSpan.FromMilliseconds(parse.GetValue(interval)),
+                LegacyToolstackWidth = toolstackBits / 8,
             };
 
             using var domain = SimulatedDomain.Open(parse.GetValue(dir)!, writable: true);

@@ -525,10 +525,4 @@ internal sealed partial class RestoreEngine
 
         _staticDataEnd = true;
     }
-
-    private static RestoreResult RunLegacy(InputBuffer input, string kind)
-    {
-        _ = kind;
-        throw new NotSupportedException(Invariant($"legacy stream at offset 0x{input.Position:X}: restoring legacy streams needs the legacy reader, which is not available in this build"));
-    }
 }

@@ -1,19 +1,13 @@
 using System.Buffers;
 using System.Numerics;
-using System.Text.Json;
 using Xmig.Domains;
 using Xmig.Formats;
-using Xmig.Formats.Libxc;
-using Xmig.Formats.Libxl;
-using Xmig.Formats.Xl;
-using DomainPageType = Xmig.Domains.PageType;
-using StreamPageType = Xmig.Formats.Libxc.PageType;
 
 namespace Xmig.Save;
 
 /// <summary>
-/// The save side of migration: reads a running <see cref="IDomain"/> and writes a v2 stream exactly as Xen's
-/// save (libxc <c>xg_sr_save*.c</c>, libxl, xl) would for the same domain, to any <see cref="Stream"/>: a file,
+/// The save side of migration: reads a running <see cref="IDomain"/> and writes a stream exactly as Xen's
+/// save (v2: libxc <c>xg_sr_save*.c</c>, libxl, xl; legacy: <c>xc_domain_save</c> of 4.0 or 4.1–4.5) would for the same domain, to any <see cref="Stream"/>: a file,
 /// a pipe, or a socket for live migration and checkpoint replication.
 /// </summary>
 /// <remarks>
@@ -28,28 +22,17 @@ namespace Xmig.Save;
 /// </remarks>
 internal sealed class SaveEngine : IDisposable
 {
-    private const int Batch = PageData.MaxCount;
-
-    // v2-stream.md §3.5.9: the HVM parameters the reference sender transmits, in its order, when non-zero.
-    private static readonly uint[] SavedHvmParams =
-    [
-        HvmParam.StorePfn, HvmParam.IoreqPfn, HvmParam.BufioreqPfn, HvmParam.PagingRingPfn, HvmParam.MonitorRingPfn,
-        HvmParam.SharingRingPfn, HvmParam.Vm86TssSized, HvmParam.ConsolePfn, HvmParam.AcpiIoportsLocation,
-        HvmParam.Viridian, HvmParam.IdentPt, HvmParam.VmGenerationIdAddr, HvmParam.IoreqServerPfn,
-        HvmParam.NrIoreqServerPages, HvmParam.X87FipWidth, HvmParam.McaCap,
-    ];
+    private const int Batch = 1024;
 
     private readonly IDomain _domain;
     private readonly SaveOptions _options;
     private readonly OutputBuffer _output;
+    private readonly SaveFormat _format;
     private readonly ulong[] _batchPfns = new ulong[Batch];
-    private readonly ulong[] _batchEntries = new ulong[Batch];
-    private readonly DomainPageType[] _batchTypes = new DomainPageType[Batch];
+    private readonly PageType[] _batchTypes = new PageType[Batch];
     private readonly int _words;
     private ulong[] _pending;
     private ulong[] _scratch;
-    private LibxlWriter? _libxl;
-    private LibxcWriter? _libxc;
     private long _pagesSent;
     private int _iterations;
     private long _finalDirty;
@@ -59,11 +42,6 @@ internal sealed class SaveEngine : IDisposable
         ArgumentNullException.ThrowIfNull(domain);
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(options);
-        if (options.Kind is not (SaveStreamKind.Xl or SaveStreamKind.Libxl or SaveStreamKind.Libxc))
-        {
-            throw new NotSupportedException($"the save engine writes v2 streams; {options.Kind} is written by the legacy writer");
-        }
-
         ArgumentOutOfRangeException.ThrowIfNegative(options.Checkpoints);
         if (domain.P2mSize == 0 || domain.P2mSize > uint.MaxValue)
         {
@@ -73,6 +51,9 @@ internal sealed class SaveEngine : IDisposable
         _domain = domain;
         _options = options;
         _output = new OutputBuffer(output, 4 << 20);
+        _format = options.Kind is SaveStreamKind.Legacy40 or SaveStreamKind.Legacy41
+            ? new LegacySaveFormat(domain, _output, options)
+            : new V2SaveFormat(domain, _output, options);
         _words = (int)((domain.P2mSize + 63) / 64);
         _pending = ArrayPool<ulong>.Shared.Rent(_words);
         _scratch = ArrayPool<ulong>.Shared.Rent(_words);
@@ -81,28 +62,27 @@ internal sealed class SaveEngine : IDisposable
     /// <summary>Called at each phase change with the phase and the checkpoint number (1-based; 1 for plain streams).</summary>
     public Action<SavePhase, int>? PhaseChanged { get; set; }
 
-    private bool Hvm => _domain.GuestType == GuestType.Hvm;
-
     /// <summary>Runs every phase and returns what was written. The guest is paused when this returns.</summary>
     public SaveResult Run()
     {
         var checkpoints = _options.Checkpoints;
-        WriteSetup();
+        Phase(SavePhase.Setup, 1);
+        _format.Setup();
         try
         {
             if (checkpoints == 0)
             {
-                SendMemory(first: true);
-                WriteEndOfCheckpoint();
-                WriteEnd();
+                SendMemory(first: true, checkpoint: 1);
+                _format.EndOfCheckpoint(1, checkpointed: false);
             }
             else
             {
                 for (var n = 1; n <= checkpoints; n++)
                 {
                     SendMemory(first: n == 1, checkpoint: n);
-                    WriteEndOfCheckpoint();
-                    WriteCheckpoint(n);
+                    _format.EndOfCheckpoint(n, checkpointed: true);
+                    _output.Flush(); // a receiver sees each checkpoint whole
+                    Phase(SavePhase.Checkpoint, n);
                     if (n < checkpoints)
                     {
                         _domain.Unpause();
@@ -135,6 +115,7 @@ internal sealed class SaveEngine : IDisposable
 
     public void Dispose()
     {
+        (_format as IDisposable)?.Dispose();
         _output.Dispose();
         if (_pending.Length > 0)
         {
@@ -142,53 +123,6 @@ internal sealed class SaveEngine : IDisposable
             ArrayPool<ulong>.Shared.Return(_scratch);
             _pending = [];
             _scratch = [];
-        }
-    }
-
-    // ---- Setup: v2-stream.md §3.6 rows 1–5, §4.5, §5 ----
-
-    private void WriteSetup()
-    {
-        Phase(SavePhase.Setup, 1);
-        if (_options.Kind == SaveStreamKind.Xl)
-        {
-            XlHeader.WriteTo(_output, XlMandatoryFlags.Json | XlMandatoryFlags.StreamV2, XlHeader.BuildConfigBlock(XlConfig()));
-        }
-
-        if (_options.Kind is SaveStreamKind.Xl or SaveStreamKind.Libxl)
-        {
-            _libxl = new LibxlWriter(_output);
-            _libxl.WriteHeader();
-            _libxc = _libxl.BeginLibxcContext();
-        }
-        else
-        {
-            _libxc = new LibxcWriter(_output);
-        }
-
-        var libxc = _libxc;
-        libxc.WriteImageHeader();
-        libxc.WriteDomainHeader(DomainHeader.Create(Hvm ? DomainType.X86Hvm : DomainType.X86Pv, _options.XenMajor, _options.XenMinor));
-        if (!Hvm)
-        {
-            var width = (byte)_domain.GuestWidth;
-            libxc.WriteX86PvInfo(new X86PvInfo(width, (byte)(width == 8 ? 4 : 3)));
-        }
-
-        if (!_domain.CpuidPolicy.IsEmpty)
-        {
-            libxc.WriteRecord(RecordType.X86CpuidPolicy, _domain.CpuidPolicy);
-        }
-
-        if (!_domain.MsrPolicy.IsEmpty)
-        {
-            libxc.WriteRecord(RecordType.X86MsrPolicy, _domain.MsrPolicy);
-        }
-
-        libxc.WriteStaticDataEnd();
-        if (!Hvm)
-        {
-            libxc.WriteX86PvP2mFrames(0, (uint)(_domain.P2mSize - 1), _domain.P2mFrames);
         }
     }
 
@@ -215,6 +149,7 @@ internal sealed class SaveEngine : IDisposable
             }
 
             Phase(_options.Live ? SavePhase.Iteration : SavePhase.StopAndCopy, checkpoint);
+            _format.BeginMemory(checkpoint, paused: !_options.Live);
             SendAll();
             if (!_options.Live)
             {
@@ -241,6 +176,15 @@ internal sealed class SaveEngine : IDisposable
 
         _domain.Pause();
         Phase(SavePhase.StopAndCopy, checkpoint);
+        if (first)
+        {
+            _format.Suspended(checkpoint);
+        }
+        else
+        {
+            _format.BeginMemory(checkpoint, paused: true);
+        }
+
         _domain.ReadAndClearDirty(_scratch);
         long final = 0;
         for (var i = 0; i < _words; i++)
@@ -299,154 +243,7 @@ internal sealed class SaveEngine : IDisposable
         }
     }
 
-    // v2-stream.md §3.5.2: every pfn of the batch gets an entry (type << 60 | pfn); data follows for data types.
-    private void WriteBatch(int n)
-    {
-        var entries = _batchEntries.AsSpan(0, n);
-        for (var i = 0; i < n; i++)
-        {
-            entries[i] = PageTypes.Encode(_batchPfns[i], (StreamPageType)_batchTypes[i]);
-        }
-
-        var libxc = _libxc!;
-        libxc.BeginPageData(entries);
-        for (var i = 0; i < n; i++)
-        {
-            if (_batchTypes[i].HasData())
-            {
-                libxc.AddPage(_domain.GetPage(_batchPfns[i]));
-                _pagesSent++;
-            }
-        }
-
-        libxc.EndPageData();
-    }
-
-    // ---- End of checkpoint: v2-stream.md §3.6 rows 8–10 ----
-
-    private void WriteEndOfCheckpoint()
-    {
-        var libxc = _libxc!;
-        var tsc = _domain.TscInfo;
-        libxc.WriteX86TscInfo(new X86TscInfo(tsc.Mode, tsc.Khz, tsc.Nsec, tsc.Incarnation));
-        if (Hvm)
-        {
-            libxc.WriteHvmContext(_domain.HvmContext);
-            Span<HvmParamEntry> parameters = stackalloc HvmParamEntry[SavedHvmParams.Length];
-            var count = 0;
-            foreach (var index in SavedHvmParams)
-            {
-                var value = _domain.GetHvmParam(index);
-                if (value != 0)
-                {
-                    parameters[count++] = new HvmParamEntry(index, value);
-                }
-            }
-
-            if (count > 0)
-            {
-                libxc.WriteHvmParams(parameters[..count]);
-            }
-
-            return;
-        }
-
-        libxc.WriteSharedInfo(_domain.SharedInfo);
-        for (var vcpu = 0; vcpu <= _domain.MaxVcpuId; vcpu++)
-        {
-            if (!_domain.IsVcpuOnline(vcpu))
-            {
-                continue;
-            }
-
-            libxc.WriteX86PvVcpu(RecordType.X86PvVcpuBasic, (uint)vcpu, _domain.GetVcpuContext(vcpu, VcpuContextKind.Basic));
-            WriteIfAny(RecordType.X86PvVcpuExtended, vcpu, VcpuContextKind.Extended);
-            WriteIfAny(RecordType.X86PvVcpuXsave, vcpu, VcpuContextKind.Xsave);
-            WriteIfAny(RecordType.X86PvVcpuMsrs, vcpu, VcpuContextKind.Msrs);
-        }
-    }
-
-    private void WriteIfAny(RecordType type, int vcpu, VcpuContextKind kind)
-    {
-        var context = _domain.GetVcpuContext(vcpu, kind);
-        if (!context.IsEmpty)
-        {
-            _libxc!.WriteX86PvVcpu(type, (uint)vcpu, context);
-        }
-    }
-
-    // v2-stream.md §6.3: CHECKPOINT, then the libxl checkpoint records; flushed so a receiver sees it whole.
-    private void WriteCheckpoint(int checkpoint)
-    {
-        _libxc!.WriteCheckpoint();
-        if (_libxl is not null)
-        {
-            WriteEmulatorRecords();
-            _libxl.WriteCheckpointEnd();
-        }
-
-        _output.Flush();
-        Phase(SavePhase.Checkpoint, checkpoint);
-    }
-
-    // v2-stream.md §4.5: libxc END, then (HVM) the emulator records, then libxl END.
-    private void WriteEnd()
-    {
-        _libxc!.WriteEnd();
-        if (_libxl is not null)
-        {
-            WriteEmulatorRecords();
-            _libxl.WriteEnd();
-        }
-    }
-
-    private void WriteEmulatorRecords()
-    {
-        if (!Hvm)
-        {
-            return;
-        }
-
-        var xenstore = _domain.EmulatorXenstore;
-        if (xenstore.Count > 0)
-        {
-            var pairs = xenstore.Select(e => new KeyValuePair<string, string>(e.Key, e.Value)).ToList();
-            _libxl!.WriteEmulatorXenstoreData((uint)EmulatorId.QemuUpstream, 0, XenstoreData.Encode(pairs));
-        }
-
-        if (!_domain.EmulatorContext.IsEmpty)
-        {
-            _libxl!.WriteEmulatorContext((uint)EmulatorId.QemuUpstream, 0, _domain.EmulatorContext);
-        }
-    }
-
-    /// <summary>The domain config xl puts in its header: libxl JSON, NUL-terminated.</summary>
-    private byte[] XlConfig()
-    {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
-        {
-            var type = Hvm ? "hvm" : "pv";
-            var vcpus = _domain.MaxVcpuId + 1;
-            var memkb = _domain is SimulatedDomain s && s.MemoryBytes > 0 ? s.MemoryBytes / 1024 : _domain.P2mSize * 4;
-            json.WriteStartObject();
-            json.WriteStartObject("c_info");
-            json.WriteString("type", type);
-            json.WriteString("name", _options.DomainName);
-            json.WriteEndObject();
-            json.WriteStartObject("b_info");
-            json.WriteNumber("max_vcpus", vcpus);
-            json.WriteNumber("max_memkb", memkb);
-            json.WriteNumber("target_memkb", memkb);
-            json.WriteStartObject("type." + type);
-            json.WriteEndObject();
-            json.WriteEndObject();
-            json.WriteEndObject();
-        }
-
-        buffer.WriteByte(0);
-        return buffer.ToArray();
-    }
+    private void WriteBatch(int n) => _pagesSent += _format.WriteBatch(_batchPfns.AsSpan(0, n), _batchTypes.AsSpan(0, n));
 
     private void Phase(SavePhase phase, int checkpoint) => PhaseChanged?.Invoke(phase, checkpoint);
 }

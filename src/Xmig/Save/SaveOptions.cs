@@ -48,6 +48,9 @@ internal sealed record SaveOptions
 
     public uint XenMinor { get; init; } = 22;
 
+    /// <summary>Legacy streams: octets in the saving toolstack's <c>unsigned long</c> (4 or 8).</summary>
+    public int LegacyToolstackWidth { get; init; } = 8;
+
     /// <summary>Guest name in the xl config.</summary>
     public string DomainName { get; init; } = "xmig-sim";
 }

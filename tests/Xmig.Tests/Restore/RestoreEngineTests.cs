@@ -29,6 +29,54 @@ public class RestoreEngineTests
         Assert.Equal(0, result.CheckpointsSeen);
     }
 
+    public static IEnumerable<object[]> LegacyVectors() =>
+        Directory.GetFiles(TestFiles.Vectors, "legacy-*.bin")
+            .Where(p => !p.Contains(".xen-", StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal)
+            .Select(p => new object[] { Path.GetFileName(p) });
+
+    [Theory]
+    [MemberData(nameof(LegacyVectors))]
+    public void LegacyVector_RestoresToManifestDigest(string name)
+    {
+        using var tmp = new TempDirectory();
+        using var manifest = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(TestFiles.Vectors, "manifest.json")));
+        var entry = manifest.RootElement.GetProperty(name[..^4]);
+        var (digest, result) = SaveRestoreSupport.Restore(File.ReadAllBytes(Path.Combine(TestFiles.Vectors, name)), tmp["d"]);
+        Assert.Equal(entry.GetProperty("memory_sha256").GetString(), digest.Sha256);
+        Assert.Equal(entry.GetProperty("pages").GetUInt64(), digest.Pages);
+        var checkpoints = entry.GetProperty("checkpoints").GetInt32();
+        Assert.Equal(checkpoints, result.CheckpointCommitted);
+        Assert.Equal(entry.TryGetProperty("xl", out _) ? "xl-legacy" : "legacy", result.StreamKind);
+        Assert.Equal(
+            checkpoints > 1 ? "legacy-checkpointed" : entry.GetProperty("sender").GetString() == "41" ? "legacy-4.1" : "legacy-4.0",
+            result.SenderGeneration);
+    }
+
+    [Theory]
+    [InlineData("legacy-pv-w64-remus3.bin")]
+    [InlineData("legacy-hvm-w64-remus3.bin")]
+    public void LegacyRemusVector_CutInsideLastCheckpoint_CommitsThePreviousOne(string name)
+    {
+        using var tmp = new TempDirectory();
+        var bytes = File.ReadAllBytes(Path.Combine(TestFiles.Vectors, name));
+        var (_, full) = SaveRestoreSupport.Restore(bytes, tmp["full"]);
+        Assert.Equal(3, full.CheckpointCommitted);
+        var (_, cut) = SaveRestoreSupport.Restore(bytes[..(bytes.Length - 100)], tmp["cut"]);
+        Assert.Equal(2, cut.CheckpointCommitted);
+        Assert.Equal(3, cut.CheckpointsSeen);
+        Assert.NotNull(cut.Discarded);
+    }
+
+    [Fact]
+    public void LegacyVector_RestoredAsPlain_CommitsFirstCheckpoint()
+    {
+        using var tmp = new TempDirectory();
+        var bytes = File.ReadAllBytes(Path.Combine(TestFiles.Vectors, "legacy-pv-w64-remus3.bin"));
+        var (_, result) = SaveRestoreSupport.Restore(bytes, tmp["d"], new RestoreOptions { Checkpointed = CheckpointedMode.No });
+        Assert.Equal(1, result.CheckpointCommitted);
+    }
+
     public static TheoryData<string, string, int, bool, bool> Samples => new()
     {
         { "xl", "hvm", 0, false, false },

@@ -14,6 +14,8 @@ internal static class SaveRestoreSupport
     {
         "xl" => SaveStreamKind.Xl,
         "libxl" => SaveStreamKind.Libxl,
+        "legacy-4.0" => SaveStreamKind.Legacy40,
+        "legacy-4.1" => SaveStreamKind.Legacy41,
         _ => SaveStreamKind.Libxc,
     };
 

@@ -1,0 +1,36 @@
+using Xmig.Domains;
+using Xmig.Formats;
+
+namespace Xmig.Save;
+
+/// <summary>
+/// What a <see cref="SaveEngine"/> needs from a stream format: the engine decides when memory moves and when the
+/// guest is paused; the format decides which records carry it. Implementations: <see cref="V2SaveFormat"/>
+/// (xl, libxl, libxc) and <see cref="LegacySaveFormat"/> (legacy-4.0, legacy-4.1).
+/// </summary>
+internal abstract class SaveFormat(IDomain domain, OutputBuffer output, SaveOptions options)
+{
+    protected IDomain Domain { get; } = domain;
+
+    protected OutputBuffer Output { get; } = output;
+
+    protected SaveOptions Options { get; } = options;
+
+    protected bool Hvm => Domain.GuestType == GuestType.Hvm;
+
+    /// <summary>Headers and the execution-independent records, before any memory.</summary>
+    public abstract void Setup();
+
+    /// <summary>Memory of checkpoint <paramref name="checkpoint"/> starts; <paramref name="paused"/> tells whether the guest is already paused.</summary>
+    public abstract void BeginMemory(int checkpoint, bool paused);
+
+    /// <summary>The guest was just paused for the final pass of a live transfer.</summary>
+    public abstract void Suspended(int checkpoint);
+
+    /// <summary>One batch (at most 1024 frames, ascending) with the frames' types; page data comes from the domain.</summary>
+    /// <returns>Data pages written.</returns>
+    public abstract int WriteBatch(ReadOnlySpan<ulong> pfns, ReadOnlySpan<PageType> types);
+
+    /// <summary>The guest is paused and its memory sent: write the end-of-checkpoint state and close the checkpoint or the stream.</summary>
+    public abstract void EndOfCheckpoint(int checkpoint, bool checkpointed);
+}
