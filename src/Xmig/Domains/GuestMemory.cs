@@ -1,5 +1,5 @@
-using Microsoft.Win32.SafeHandles;
 using System.IO.MemoryMappedFiles;
+using Microsoft.Win32.SafeHandles;
 
 namespace Xmig.Domains;
 
