@@ -6,8 +6,17 @@ namespace Xmig.Benchmarks;
 /// Reading a 1 GiB v2 stream (in page cache) from a file and from a pipe: the raw walk through every record and
 /// page batch, which bounds what inspect and verify can reach.
 /// </summary>
+public class V2ReadBenchmarks : StreamSourceBenchmark
+{
+    protected override string Input() => BenchData.V2Libxl();
+
+    [Benchmark]
+    public long WalkAllPages() => Run(Throughput.WalkCore);
+}
+
+/// <summary>A workload over one input stream, read from a file in page cache or through a real pipe.</summary>
 [MemoryDiagnoser]
-public class V2ReadBenchmarks
+public abstract class StreamSourceBenchmark
 {
     private string _path = "";
 
@@ -15,18 +24,19 @@ public class V2ReadBenchmarks
     public string Source { get; set; } = "file";
 
     [GlobalSetup]
-    public void Setup() => _path = BenchData.V2Libxl();
+    public void Setup() => _path = Input();
 
-    [Benchmark]
-    public long WalkAllPages()
+    protected abstract string Input();
+
+    protected long Run(Func<Stream, long> workload)
     {
         if (Source == "pipe")
         {
             using var pipe = new PipeSource(_path);
-            return Throughput.WalkCore(pipe.Reader);
+            return workload(pipe.Reader);
         }
 
         using var file = Workloads.OpenFile(_path);
-        return Throughput.WalkCore(file);
+        return workload(file);
     }
 }

@@ -9,34 +9,15 @@ namespace Xmig.Benchmarks;
 /// Issue 2's targets: <c>verify</c> and <c>inspect</c> over a 1 GiB v2 stream in page cache, from a file (where
 /// verify seeks past page data) and from a real pipe (where every octet is read).
 /// </summary>
-[MemoryDiagnoser]
-public class VerifyInspectBenchmarks
+public class VerifyInspectBenchmarks : StreamSourceBenchmark
 {
-    private string _path = "";
-
-    [Params("file", "pipe")]
-    public string Source { get; set; } = "file";
-
-    [GlobalSetup]
-    public void Setup() => _path = BenchData.V2Libxl();
+    protected override string Input() => BenchData.V2Libxl();
 
     [Benchmark]
-    public bool Verify() => Run(Workloads.Verify);
+    public long Verify() => Run(Workloads.Verify);
 
     [Benchmark]
-    public bool Inspect() => Run(Workloads.Inspect);
-
-    private bool Run(Func<Stream, long> workload)
-    {
-        if (Source == "pipe")
-        {
-            using var pipe = new PipeSource(_path);
-            return workload(pipe.Reader) > 0;
-        }
-
-        using var file = Workloads.OpenFile(_path);
-        return workload(file) > 0;
-    }
+    public long Inspect() => Run(Workloads.Inspect);
 }
 
 /// <summary>The workloads shared by the BenchmarkDotNet classes and the throughput runner.</summary>

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using Xmig.Formats;
 using Xmig.Formats.Libxc;
+using Xmig.Tests.Support;
 
 namespace Xmig.Tests.Conversion;
 
@@ -22,20 +23,7 @@ internal static class ConvertTestSupport
     /// <summary>Runs the built xmig with binary stdin and captured binary stdout (bounded in time).</summary>
     public static (int Code, byte[] Out, string Err) Process(byte[]? stdin, bool closeStdoutEarly, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Xmig.Cli.dll"));
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using var p = System.Diagnostics.Process.Start(start)!;
+        using var p = XmigProcess.Start(redirectStdin: true, args);
         var err = p.StandardError.ReadToEndAsync();
         var output = new MemoryStream();
         Task copyOut;

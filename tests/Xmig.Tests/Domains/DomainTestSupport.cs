@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Xmig.Domains;
+using Xmig.Tests.Support;
 
 namespace Xmig.Tests.Domains;
 
@@ -46,20 +47,7 @@ internal static class DomainTestSupport
     /// <summary>Runs the built <c>xmig</c> as a child process (bounded in time).</summary>
     public static (int Code, string Out, string Err) CliProcess(params string[] args)
     {
-        var dll = System.IO.Path.Combine(AppContext.BaseDirectory, "Xmig.Cli.dll");
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(dll);
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(start)!;
+        using var process = XmigProcess.Start(redirectStdin: false, args);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (!process.WaitForExit(TimeSpan.FromMinutes(2)))

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Xmig.Domains;
 using Xmig.Tests.Domains;
+using Xmig.Tests.Support;
 
 namespace Xmig.Tests.Restore;
 
@@ -158,21 +159,5 @@ public class SaveRestoreCommandTests
         return copy;
     }
 
-    private static Process Start(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Xmig.Cli.dll"));
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        return Process.Start(start)!;
-    }
+    private static Process Start(params string[] args) => XmigProcess.Start(redirectStdin: true, args);
 }

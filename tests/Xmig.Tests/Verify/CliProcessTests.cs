@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Xmig.Tests.Support;
 
 namespace Xmig.Tests.Verify;
 
@@ -6,20 +7,7 @@ public class CliProcessTests
 {
     private static (int Code, string Out, string Err) RunCli(string[] args, byte[]? stdin = null)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = stdin is not null,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Xmig.Cli.dll"));
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(start)!;
+        using var process = XmigProcess.Start(stdin is not null, args);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (stdin is not null)
