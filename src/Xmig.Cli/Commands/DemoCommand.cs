@@ -32,6 +32,10 @@ internal static class DemoCommand
             var failures = 0;
             failures += StreamsSection(ctx, dir);
             ctx.Out.WriteLine();
+            failures += DemoEngineSections.SaveRestore(ctx, dir);
+            ctx.Out.WriteLine();
+            failures += DemoEngineSections.Matrix(ctx, dir);
+            ctx.Out.WriteLine();
             ctx.Out.WriteLine(failures == 0 ? "demo: every check passed" : $"demo: {failures} check(s) FAILED");
             if (keep)
             {

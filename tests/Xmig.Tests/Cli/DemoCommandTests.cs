@@ -18,7 +18,14 @@ public class DemoCommandTests
             Assert.Contains("demo: every check passed", text);
             Assert.DoesNotContain("INVALID", text);
             Assert.Contains("count 70000 exceeds 1024", text);
-            foreach (var name in new[] { "hvm.xl", "hvm.libxl", "hvm.libxc", "pv64.libxl", "pv32.libxc", "hvm-remus3.libxl" })
+            Assert.DoesNotContain("MISMATCH", text);
+            Assert.DoesNotContain(" !", text);
+
+            // The matrix: a Remus stream restored as plain stops at checkpoint 1 (Xen's row 7); yes and auto reach 3/3.
+            var remus = text.Split('\n').Single(l => l.Contains("legacy-4.1 Remus x3") && l.Contains("rows 3, 7"));
+            Assert.Contains("ckpt 1/3 only", remus);
+            Assert.Equal(2, remus.Split("ok, ckpt 3/3").Length - 1);
+            foreach (var name in new[] { "hvm.xl", "hvm.libxl", "hvm.libxc", "pv64.libxl", "pv32.libxc", "hvm-remus3.libxl", "save-legacy-4.0.bin", "save-xl.bin" })
             {
                 Assert.True(File.Exists(Path.Combine(dir, name)), name);
             }
