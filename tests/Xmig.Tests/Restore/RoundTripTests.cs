@@ -163,6 +163,47 @@ public class RoundTripTests
         Assert.Contains("checkpoint 3", result.Discarded);
     }
 
+    /// <summary>
+    /// The case matrix end to end: each sender generation (plain or checkpointed) × receiver mode restores the
+    /// checkpoint the spec says (legacy-stream.md §10.3; v2-stream.md §6.4), with that checkpoint's digest.
+    /// </summary>
+    [Theory]
+    [InlineData("legacy-4.0", 0, "no", 1)]
+    [InlineData("legacy-4.0", 0, "auto", 1)]
+    [InlineData("legacy-4.0", 0, "yes", 1)]
+    [InlineData("legacy-4.1", 0, "no", 1)]
+    [InlineData("legacy-4.1", 0, "auto", 1)]
+    [InlineData("legacy-4.1", 0, "yes", 1)]
+    [InlineData("legacy-4.1", 3, "no", 1)]
+    [InlineData("legacy-4.1", 3, "auto", 3)]
+    [InlineData("legacy-4.1", 3, "yes", 3)]
+    [InlineData("legacy-4.0", 3, "auto", 3)]
+    [InlineData("libxl", 0, "no", 0)]
+    [InlineData("libxl", 0, "yes", 0)]
+    [InlineData("libxl", 3, "auto", 3)]
+    [InlineData("libxl", 3, "yes", 3)]
+    [InlineData("libxl", 3, "no", -1)]
+    public void CaseMatrix_SenderByReceiverMode_RestoresTheRightCheckpoint(string kind, int checkpoints, string mode, int committed)
+    {
+        using var tmp = new TempDirectory();
+        using var source = SaveRestoreSupport.Domain(tmp, "pv");
+        var saved = SaveRestoreSupport.Save(source, new SaveOptions { Kind = SaveRestoreSupport.Kind(kind), Checkpoints = checkpoints }, "uniform:50");
+        var options = new RestoreOptions
+        {
+            Checkpointed = mode switch { "no" => CheckpointedMode.No, "yes" => CheckpointedMode.Yes, _ => CheckpointedMode.Auto },
+        };
+        if (committed < 0)
+        {
+            Assert.Throws<StreamFormatException>(() => SaveRestoreSupport.Restore(saved.Bytes, tmp["r"], options));
+            Assert.False(Directory.Exists(tmp["r"]));
+            return;
+        }
+
+        var (digest, result) = SaveRestoreSupport.Restore(saved.Bytes, tmp["r"], options);
+        Assert.Equal(committed, result.CheckpointCommitted);
+        Assert.Equal(committed <= 1 || checkpoints == 0 ? (checkpoints == 0 ? saved.Final : saved.AtCheckpoint[0]) : saved.AtCheckpoint[committed - 1], digest);
+    }
+
     [Fact]
     public void CheckpointedStream_RestoredAsPlain_FailsAndLeavesNothing()
     {
