@@ -163,10 +163,11 @@ internal sealed class LegacySaveFormat : SaveFormat, IDisposable
         if (Hvm)
         {
             _writer.WriteHvmTail(Domain.GetHvmParam(HvmParam.IoreqPfn), Domain.GetHvmParam(HvmParam.BufioreqPfn), Domain.GetHvmParam(HvmParam.StorePfn), Domain.HvmContext);
-            var signature = _generation == LegacyWriterGeneration.Legacy41
-                ? LegacyDeviceModelSignature.DeviceModelRecord0002
-                : checkpointed ? LegacyDeviceModelSignature.RemusDeviceModelState : LegacyDeviceModelSignature.QemuDeviceModelRecord;
-            _writer.WriteDeviceModelRecord(signature, Domain.EmulatorContext);
+            // The device-model record as libxl writes it (legacy-stream.md §6.6: DeviceModelRecord0002, once per
+            // checkpoint for Remus), for both generations: the generations differ in libxc's LAST_CHECKPOINT, and
+            // Xen's convert-legacy-stream accepts only this signature (v2-stream.md §9.1). The xend-era signatures
+            // (QemuDeviceModelRecord, RemusDeviceModelState) are read, and written by the legacy writer on request.
+            _writer.WriteDeviceModelRecord(LegacyDeviceModelSignature.DeviceModelRecord0002, Domain.EmulatorContext);
             return;
         }
 
