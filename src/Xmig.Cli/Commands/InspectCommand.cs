@@ -12,23 +12,20 @@ internal static class InspectCommand
 {
     public static Command Create(CliContext ctx)
     {
-        var file = new Argument<string?>("file") { Arity = ArgumentArity.ZeroOrOne, Description = "The stream to inspect; '-' or absent: stdin." };
-        var input = new Option<string?>("--in", "-i") { Description = "Input file or file descriptor number." };
-        var format = new Option<string>("--format", "-f") { Description = "Outermost format (auto detects xl, libxl and libxc).", DefaultValueFactory = _ => "auto" };
-        format.AcceptOnlyFromAmong(StreamInput.FormatNames);
+        var source = new StreamSourceOptions("inspect");
         var json = new Option<bool>("--json") { Description = "Print one JSON document instead of text." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Per-record detail (page runs, HVM params, xenstore pairs, CPU policies)." };
-        var command = new Command("inspect", "Show the headers and records of a Migration v2 stream and a summary. Exit codes: 0 valid, 1 invalid, 2 usage or I/O error.")
-        {
-            file, input, format, json, verbose,
-        };
+        var command = new Command("inspect", "Show the headers and records (or legacy chunks) of a save file or migration stream, then a summary. Exit codes: 0 valid, 1 invalid, 2 usage or I/O error.");
+        source.AddTo(command);
+        command.Options.Add(json);
+        command.Options.Add(verbose);
         var legacy = new LegacyCommandSupport();
         legacy.AddTo(command);
         command.SetAction(parse => (int)Run(
             ctx,
-            parse.GetValue(input) ?? parse.GetValue(file),
-            parse.GetValue(input) is not null,
-            StreamInput.ParseFormat(parse.GetValue(format)),
+            source.Path(parse),
+            source.DecimalIsFd(parse),
+            source.Format(parse),
             parse.GetValue(json),
             parse.GetValue(verbose),
             legacy.Read(parse)));

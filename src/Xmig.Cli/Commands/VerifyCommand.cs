@@ -13,24 +13,22 @@ internal static class VerifyCommand
 {
     public static Command Create(CliContext ctx)
     {
-        var file = new Argument<string?>("file") { Arity = ArgumentArity.ZeroOrOne, Description = "The stream to verify; '-' or absent: stdin." };
-        var input = new Option<string?>("--in", "-i") { Description = "Input file or file descriptor number (as verify-stream-v2)." };
-        var format = new Option<string>("--format", "-f") { Description = "Outermost format (auto detects xl, libxl and libxc).", DefaultValueFactory = _ => "auto" };
-        format.AcceptOnlyFromAmong(StreamInput.FormatNames);
+        var source = new StreamSourceOptions("verify");
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON document." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show every record and the summary; stack traces on internal errors." };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print nothing, not even errors; only the exit code tells." };
-        var command = new Command("verify", "Check a Migration v2 stream (xl, libxl or libxc). Exit codes: 0 valid, 1 invalid (one line on stderr), 2 usage or I/O error.")
-        {
-            file, input, format, json, verbose, quiet,
-        };
+        var command = new Command("verify", "Check a save file or migration stream (xl, libxl, libxc or legacy). Exit codes: 0 valid, 1 invalid (one line on stderr), 2 usage or I/O error.");
+        source.AddTo(command);
+        command.Options.Add(json);
+        command.Options.Add(verbose);
+        command.Options.Add(quiet);
         var legacy = new LegacyCommandSupport();
         legacy.AddTo(command);
         command.SetAction(parse => (int)Run(
             ctx,
-            parse.GetValue(input) ?? parse.GetValue(file),
-            parse.GetValue(input) is not null,
-            StreamInput.ParseFormat(parse.GetValue(format)),
+            source.Path(parse),
+            source.DecimalIsFd(parse),
+            source.Format(parse),
             parse.GetValue(json),
             parse.GetValue(verbose),
             parse.GetValue(quiet),
