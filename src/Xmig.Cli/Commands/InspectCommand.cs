@@ -45,29 +45,11 @@ internal static class InspectCommand
             }
 
             var result = StreamInspector.Inspect(stream, format, ctx.Out, new InspectOptions { Json = json, Verbose = verbose });
-            if (result.IsLegacy)
-            {
-                ctx.Error.WriteLine("xmig: error: " + LegacyCommandSupport.NotRecognised(path, why));
-                return ExitCode.Invalid;
-            }
-
-            if (result.Error is { } e)
-            {
-                ctx.Error.WriteLine("xmig: error: " + e.Message);
-                return ExitCode.Invalid;
-            }
-
-            return ExitCode.Ok;
+            return StreamInput.Failure(result, path, why, ctx.Error) ?? ExitCode.Ok;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            ctx.Error.WriteLine($"xmig: error: {StreamInput.Describe(path)}: {e.Message}");
-            if (verbose)
-            {
-                ctx.Error.WriteLine(e);
-            }
-
-            return ExitCode.UsageOrIo;
+            return StreamInput.IoFailure(e, path, verbose, ctx.Error);
         }
     }
 }

@@ -51,4 +51,37 @@ internal static class StreamInput
         $"{Describe(path)} is a legacy (pre-v2) stream: legacy support comes with --format legacy";
 
     public static string Describe(string? path) => string.IsNullOrEmpty(path) || path == "-" ? "stdin" : path;
+
+    /// <summary>
+    /// The exit code of an inspected or verified v2 stream that is not valid (one line on <paramref name="error"/>), or
+    /// null when it is valid. <paramref name="why"/> says why the input was not taken for a legacy stream.
+    /// </summary>
+    public static ExitCode? Failure(Verify.VerifyResult result, string? path, string? why, TextWriter error)
+    {
+        if (result.IsLegacy)
+        {
+            error.WriteLine("xmig: error: " + LegacyCommandSupport.NotRecognised(path, why));
+            return ExitCode.Invalid;
+        }
+
+        if (result.Error is { } e)
+        {
+            error.WriteLine("xmig: error: " + e.Message);
+            return ExitCode.Invalid;
+        }
+
+        return null;
+    }
+
+    /// <summary>An I/O failure on the input: one line (the exception too with <paramref name="verbose"/>), exit 2.</summary>
+    public static ExitCode IoFailure(Exception e, string? path, bool verbose, TextWriter error)
+    {
+        error.WriteLine($"xmig: error: {Describe(path)}: {e.Message}");
+        if (verbose)
+        {
+            error.WriteLine(e);
+        }
+
+        return ExitCode.UsageOrIo;
+    }
 }

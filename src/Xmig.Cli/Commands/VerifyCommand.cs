@@ -58,16 +58,9 @@ internal static class VerifyCommand
                 output.WriteLine(StreamInspector.ToJson(result));
             }
 
-            if (result.IsLegacy)
+            if (StreamInput.Failure(result, path, why, error) is { } failed)
             {
-                error.WriteLine("xmig: error: " + LegacyCommandSupport.NotRecognised(path, why));
-                return ExitCode.Invalid;
-            }
-
-            if (result.Error is { } e)
-            {
-                error.WriteLine("xmig: error: " + e.Message);
-                return ExitCode.Invalid;
+                return failed;
             }
 
             if (!json && !verbose)
@@ -84,13 +77,7 @@ internal static class VerifyCommand
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            error.WriteLine($"xmig: error: {StreamInput.Describe(path)}: {e.Message}");
-            if (verbose)
-            {
-                error.WriteLine(e);
-            }
-
-            return ExitCode.UsageOrIo;
+            return StreamInput.IoFailure(e, path, verbose, error);
         }
     }
 }
