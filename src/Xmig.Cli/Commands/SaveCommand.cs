@@ -144,7 +144,7 @@ internal static class SaveCommand
 
     /// <summary>One progress line: <c>save: checkpoint 1 iteration pass 2: 1234 pages, 5.0 MiB sent, 80 dirty, 0.12 s</c>.</summary>
     private static string Describe(SaveProgress p) => string.Create(CultureInfo.InvariantCulture,
-        $"save: checkpoint {p.Checkpoint} {Phase(p.Phase)} pass {p.Iteration}: {p.PagesSent} pages, {ByteSize.Format((ulong)p.BytesSent)} sent, {p.DirtyPages} dirty, {p.Elapsed.TotalSeconds:F2} s");
+        $"save: checkpoint {p.Checkpoint} {Phase(p.Phase)} pass {p.Iteration}: {p.PagesSent} pages, {p.BytesSent / 1048576.0:F1} MiB sent, {p.DirtyPages} dirty, {p.Elapsed.TotalSeconds:F2} s");
 
     private static string Phase(SavePhase phase) => phase switch
     {
