@@ -17,7 +17,7 @@ namespace Xmig.Domains;
 /// setters replace it. On restore, an engine calls the setters when it commits state, not as records
 /// arrive.</para>
 /// </remarks>
-internal interface IDomain : IDisposable
+internal interface IDomain : IDomainMemory, IDomainState, IDomainControl, IDisposable
 {
     /// <summary>PV or HVM.</summary>
     GuestType GuestType { get; }
@@ -25,6 +25,13 @@ internal interface IDomain : IDisposable
     /// <summary>Guest word size in octets: 4 or 8 for PV guests (X86_PV_INFO <c>guest_width</c>); 8 for HVM.</summary>
     int GuestWidth { get; }
 
+    /// <summary>Guest RAM in octets (xl's <c>max_memkb</c> × 1024); for a domain that does not know it, <see cref="IDomainMemory.P2mSize"/> × 4096.</summary>
+    ulong MemoryBytes { get; }
+}
+
+/// <summary>Guest memory and its log-dirty tracking: what a pre-copy pass reads and a restore writes.</summary>
+internal interface IDomainMemory
+{
     // ---- Memory map ----
 
     /// <summary>Number of guest frames the p2m covers (Xen's max_pfn + 1). Frames are numbered 0 … P2mSize − 1.</summary>
@@ -65,6 +72,27 @@ internal interface IDomain : IDisposable
     /// </summary>
     void WritePage(ulong pfn, PageType type, ReadOnlySpan<byte> data);
 
+    // ---- Log-dirty ----
+
+    /// <summary>True while log-dirty mode is on.</summary>
+    bool LogDirty { get; }
+
+    /// <summary>Turns log-dirty mode on with an empty dirty bitmap (restarting it if it was already on).</summary>
+    void EnableLogDirty();
+
+    void DisableLogDirty();
+
+    /// <summary>
+    /// Atomically takes the dirty bitmap: copies it into <paramref name="bitmap"/> (bit <c>pfn % 64</c> of word
+    /// <c>pfn / 64</c>; at least ⌈<see cref="P2mSize"/>/64⌉ words; words beyond are left alone) and clears it.
+    /// Allocates nothing. Returns the number of dirty frames. Requires log-dirty mode.
+    /// </summary>
+    long ReadAndClearDirty(Span<ulong> bitmap);
+}
+
+/// <summary>vCPU, HVM, PV and device-model state: opaque blobs in Xen's layouts, read at the end of a checkpoint and set when a restore commits.</summary>
+internal interface IDomainState
+{
     // ---- vCPUs ----
 
     /// <summary>Highest vCPU id of the domain (the vCPU set is 0 … MaxVcpuId), or −1 when there is none yet.</summary>
@@ -128,28 +156,15 @@ internal interface IDomain : IDisposable
     IReadOnlyList<XenstoreEntry> EmulatorXenstore { get; }
 
     void SetEmulatorXenstore(IReadOnlyList<XenstoreEntry> entries);
+}
 
-    // ---- Control ----
-
+/// <summary>Running and stopping the guest.</summary>
+internal interface IDomainControl
+{
     bool IsPaused { get; }
 
     /// <summary>Stops the guest; when it returns, no guest write is in flight.</summary>
     void Pause();
 
     void Unpause();
-
-    /// <summary>True while log-dirty mode is on.</summary>
-    bool LogDirty { get; }
-
-    /// <summary>Turns log-dirty mode on with an empty dirty bitmap (restarting it if it was already on).</summary>
-    void EnableLogDirty();
-
-    void DisableLogDirty();
-
-    /// <summary>
-    /// Atomically takes the dirty bitmap: copies it into <paramref name="bitmap"/> (bit <c>pfn % 64</c> of word
-    /// <c>pfn / 64</c>; at least ⌈<see cref="P2mSize"/>/64⌉ words; words beyond are left alone) and clears it.
-    /// Allocates nothing. Returns the number of dirty frames. Requires log-dirty mode.
-    /// </summary>
-    long ReadAndClearDirty(Span<ulong> bitmap);
 }

@@ -67,6 +67,8 @@ internal sealed unsafe partial class SimulatedDomain : IDomain
 
     public ulong MaxP2mSize => _growLimit;
 
+    ulong IDomain.MemoryBytes => MemoryBytes > 0 ? MemoryBytes : _p2mSize * PageSize;
+
     /// <summary>Seed the content was generated from (informational; 0 for restored domains).</summary>
     public ulong Seed { get; internal set; }
 

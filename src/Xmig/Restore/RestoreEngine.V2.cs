@@ -466,9 +466,9 @@ internal sealed partial class RestoreEngine
         RequirePvInfo(reader);
         var type = (RecordType)reader.Header.Type;
         var view = reader.ReadX86PvVcpu();
-        if (view.VcpuId > SimulatedDomain.MaxVcpuLimit)
+        if (view.VcpuId > _options.Limits.MaxVcpuId)
         {
-            throw reader.Error(Invariant($"vcpu_id {view.VcpuId} exceeds {SimulatedDomain.MaxVcpuLimit}"));
+            throw reader.Error(Invariant($"vcpu_id {view.VcpuId} exceeds {_options.Limits.MaxVcpuId}"));
         }
 
         var size = view.Context.Length;

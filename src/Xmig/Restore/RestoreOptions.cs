@@ -45,7 +45,10 @@ internal sealed record RestoreOptions
     /// <summary>Legacy checkpointed input: silence after a complete checkpoint that ends the stream (Xen's heartbeat).</summary>
     public TimeSpan? LegacySilenceTimeout { get; init; } = TimeSpan.FromSeconds(1);
 
-    internal ulong MaxP2mSize => Math.Min(Domains.SimulatedDomain.P2mLimit, MaxGuestPhysicalBytes / Domains.GuestMemory.PageSize);
+    /// <summary>What the backend's domains can hold (<see cref="Domains.IDomainBackend.Limits"/>); <see cref="DomainRestore"/> sets it.</summary>
+    public Domains.DomainLimits Limits { get; init; } = Domains.DomainLimits.Xen;
+
+    internal ulong MaxP2mSize => Math.Min(Limits.MaxP2mSize, MaxGuestPhysicalBytes / Domains.GuestMemory.PageSize);
 
     internal long SpoolLimit => MaxBufferedCheckpointBytes > 0 ? MaxBufferedCheckpointBytes : (long)Math.Min((ulong)long.MaxValue / 4, MaxGuestPhysicalBytes) * 2;
 }

@@ -17,21 +17,9 @@ internal static class SimulatedRestore
         RestoreResult? result = null;
         var domain = DomainDirectory.Build(directory, working =>
         {
-            var engine = new RestoreEngine(
-                (type, width, maxP2m) => SimulatedDomain.CreateEmpty(working, type, width, maxP2m),
-                settings with { SpoolDirectory = settings.SpoolDirectory ?? working });
-            try
-            {
-                result = engine.Run(input);
-                var built = (SimulatedDomain)engine.Domain!;
-                built.Save();
-                return built;
-            }
-            catch
-            {
-                engine.Domain?.Dispose();
-                throw;
-            }
+            var (built, restored) = DomainRestore.Run(input, new SimulatedDomainBackend(working), settings with { SpoolDirectory = settings.SpoolDirectory ?? working });
+            result = restored;
+            return (SimulatedDomain)built;
         });
         return (domain, result!);
     }

@@ -52,7 +52,7 @@ internal sealed class LegacySaveFormat : SaveFormat, IDisposable
         _writer = new LegacyStreamWriter(output, new LegacyWriterOptions(_width, Hvm ? LegacyGuestType.Hvm : LegacyGuestType.Pv)
         {
             Generation = _generation,
-            Checkpointed = options.Checkpoints > 0,
+            Checkpointed = options.Checkpointed,
         });
     }
 
@@ -128,7 +128,7 @@ internal sealed class LegacySaveFormat : SaveFormat, IDisposable
     }
 
     // §7.1 items 9–16 (§7.2 for later checkpoints).
-    public override void EndOfCheckpoint(int checkpoint, bool checkpointed)
+    public override void EndOfCheckpoint(int checkpoint, bool checkpointed, bool endOfStream)
     {
         _writer.FlushBatch();
         var max = Math.Max(0, Domain.MaxVcpuId);
@@ -159,7 +159,7 @@ internal sealed class LegacySaveFormat : SaveFormat, IDisposable
             _writer.WriteToolstack(LibxlToolstackBlob.Build(PhysmapEntries(), _width));
         }
 
-        _writer.EndBody();
+        _writer.EndBody(lastCheckpoint: checkpointed && endOfStream);
         if (Hvm)
         {
             _writer.WriteHvmTail(Domain.GetHvmParam(HvmParam.IoreqPfn), Domain.GetHvmParam(HvmParam.BufioreqPfn), Domain.GetHvmParam(HvmParam.StorePfn), Domain.HvmContext);

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Numerics;
 using Xmig.Domains;
 using Xmig.Formats;
@@ -11,12 +12,17 @@ namespace Xmig.Save;
 /// a pipe, or a socket for live migration and checkpoint replication.
 /// </summary>
 /// <remarks>
-/// <para>Phases (v2-stream.md §3.6, §6.2): <see cref="SavePhase.Setup"/> writes headers and the static records;
-/// <see cref="SavePhase.Iteration"/> passes send memory while the guest runs, with log-dirty tracking; in
-/// <see cref="SavePhase.StopAndCopy"/> the guest is paused, the pages it dirtied are sent with the end-of-checkpoint
-/// state; a checkpointed save then writes <see cref="SavePhase.Checkpoint"/> records, resumes the guest for the
-/// interval (<see cref="SavePhase.Resumed"/>) and pauses it again for the next checkpoint's dirty pages. After the
-/// last checkpoint (or END) the guest stays paused, so its memory is exactly the stream's final image.</para>
+/// <para>The engine is a set of steps; <see cref="Run"/> sequences them for a plain stream and a
+/// <see cref="CheckpointDriver"/> for a checkpointed one (v2-stream.md §3.6, §6.2): <see cref="Setup"/> writes headers
+/// and the static records; <see cref="Precopy"/> sends memory while the guest runs, with log-dirty tracking, until the
+/// <see cref="IPrecopyPolicy"/> says stop; <see cref="StopAndCopy"/> pauses the guest and sends what it dirtied;
+/// <see cref="EndCheckpoint"/> writes the end-of-checkpoint state and CHECKPOINT or END and flushes;
+/// <see cref="Resume"/> lets the guest run between checkpoints; <see cref="Finish"/> ends the save. After a
+/// successful save the guest stays paused (its memory is exactly the stream's final image, and a migration's source
+/// must not run on).</para>
+/// <para>Every step takes a cancellation token, checked between batches of 1024 frames. On any failure or
+/// cancellation the caller calls <see cref="Abandon"/> (<see cref="Run"/> and the driver do), which leaves the guest as
+/// it was before the save: running, log-dirty off.</para>
 /// <para>Pages go from the domain's mapped memory straight into the <see cref="OutputBuffer"/>; dirty sets are
 /// bitmaps rented once per save. Nothing is allocated per page or per batch.</para>
 /// </remarks>
@@ -31,18 +37,25 @@ internal sealed class SaveEngine : IDisposable
     private readonly ulong[] _batchPfns = new ulong[Batch];
     private readonly PageType[] _batchTypes = new PageType[Batch];
     private readonly int _words;
+    private readonly bool _pausedBefore;
+    private readonly Stopwatch _clock = new();
     private ulong[] _pending;
     private ulong[] _scratch;
+    private CancellationToken _cancel;
     private long _pagesSent;
     private int _iterations;
     private long _finalDirty;
+    private int _checkpoints;
+    private int _checkpoint = 1;
+    private bool _enabledLogDirty;
+    private bool _pausedBySave;
 
     public SaveEngine(IDomain domain, Stream output, SaveOptions options)
     {
         ArgumentNullException.ThrowIfNull(domain);
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentOutOfRangeException.ThrowIfNegative(options.Checkpoints);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Checkpoints, SaveOptions.UntilStopped);
         if (domain.P2mSize == 0 || domain.P2mSize > uint.MaxValue)
         {
             throw new ArgumentException($"p2m size {domain.P2mSize} cannot be saved", nameof(domain));
@@ -50,6 +63,8 @@ internal sealed class SaveEngine : IDisposable
 
         _domain = domain;
         _options = options;
+        Policy = options.Policy ?? PrecopyPolicies.For(options.Kind);
+        _pausedBefore = domain.IsPaused;
         _output = new OutputBuffer(output, 4 << 20);
         _format = options.Kind is SaveStreamKind.Legacy40 or SaveStreamKind.Legacy41
             ? new LegacySaveFormat(domain, _output, options)
@@ -59,123 +74,133 @@ internal sealed class SaveEngine : IDisposable
         _scratch = ArrayPool<ulong>.Shared.Rent(_words);
     }
 
-    /// <summary>Called at each phase change with the phase and the checkpoint number (1-based; 1 for plain streams).</summary>
-    public Action<SavePhase, int>? PhaseChanged { get; set; }
+    /// <summary>Called as each phase or pass begins, on the saving thread. It may throw to fail the save.</summary>
+    public Action<SaveProgress>? Progress { get; set; }
 
-    /// <summary>Runs every phase and returns what was written. The guest is paused when this returns.</summary>
-    public SaveResult Run()
+    public SaveOptions Options => _options;
+
+    public IPrecopyPolicy Policy { get; }
+
+    /// <summary>What was written so far (the whole save once <see cref="Finish"/> returned).</summary>
+    public SaveResult Result => new()
     {
-        var checkpoints = _options.Checkpoints;
-        Phase(SavePhase.Setup, 1);
-        _format.Setup();
-        try
-        {
-            if (checkpoints == 0)
-            {
-                SendMemory(first: true, checkpoint: 1);
-                _format.EndOfCheckpoint(1, checkpointed: false);
-            }
-            else
-            {
-                for (var n = 1; n <= checkpoints; n++)
-                {
-                    SendMemory(first: n == 1, checkpoint: n);
-                    _format.EndOfCheckpoint(n, checkpointed: true);
-                    _output.Flush(); // a receiver sees each checkpoint whole
-                    Phase(SavePhase.Checkpoint, n);
-                    if (n < checkpoints)
-                    {
-                        _domain.Unpause();
-                        Phase(SavePhase.Resumed, n);
-                        Thread.Sleep(_options.CheckpointInterval);
-                    }
-                }
-            }
-
-            _output.Flush();
-            Phase(SavePhase.Done, Math.Max(1, checkpoints));
-        }
-        finally
-        {
-            if (_domain.LogDirty)
-            {
-                _domain.DisableLogDirty();
-            }
-        }
-
-        return new SaveResult
-        {
-            Bytes = _output.Position,
-            PagesSent = _pagesSent,
-            Iterations = _iterations,
-            Checkpoints = checkpoints,
-            FinalDirtyPages = _finalDirty,
-        };
-    }
-
-    public void Dispose()
-    {
-        (_format as IDisposable)?.Dispose();
-        _output.Dispose();
-        if (_pending.Length > 0)
-        {
-            ArrayPool<ulong>.Shared.Return(_pending);
-            ArrayPool<ulong>.Shared.Return(_scratch);
-            _pending = [];
-            _scratch = [];
-        }
-    }
-
-    // ---- Memory: v2-stream.md §3.6 row 6, §6.2 ----
+        Bytes = _output.Position,
+        PagesSent = _pagesSent,
+        Iterations = _iterations,
+        Checkpoints = _checkpoints,
+        FinalDirtyPages = _finalDirty,
+    };
 
     /// <summary>
-    /// The first checkpoint (or a plain save): live, a full pass then passes over what the guest dirtied until the
-    /// policy says stop, then paused; non-live, paused then a full pass. Later checkpoints: paused, the dirty set.
+    /// Runs every step: a plain stream here, a checkpointed one (<see cref="SaveOptions.Checkpoints"/> &gt; 0) through a
+    /// <see cref="CheckpointDriver"/> with the options' interval and count. On success the guest is paused; on failure
+    /// or cancellation it runs, log-dirty off, and the exception propagates.
     /// </summary>
-    private void SendMemory(bool first, int checkpoint = 1)
+    public SaveResult Run(CancellationToken cancellationToken = default)
     {
-        _iterations = 0;
-        if (first)
+        if (_options.Checkpointed)
         {
-            var tracking = _options.Live || _options.Checkpoints > 0;
-            if (tracking)
-            {
-                _domain.EnableLogDirty();
-            }
-
-            if (!_options.Live)
-            {
-                _domain.Pause();
-            }
-
-            Phase(_options.Live ? SavePhase.Iteration : SavePhase.StopAndCopy, checkpoint);
-            _format.BeginMemory(checkpoint, paused: !_options.Live);
-            SendAll();
-            if (!_options.Live)
-            {
-                _finalDirty = tracking ? _domain.ReadAndClearDirty(_scratch) : 0;
-                return;
-            }
-
-            while (true)
-            {
-                var dirty = _domain.ReadAndClearDirty(_pending);
-                if (dirty < _options.TargetDirtyPages || _iterations >= _options.MaxIterations)
-                {
-                    break; // _pending keeps the pages not sent yet
-                }
-
-                Phase(SavePhase.Iteration, checkpoint);
-                SendBitmap(_pending);
-            }
+            using var driver = new CheckpointDriver(this);
+            return driver.Run(cancellationToken);
         }
-        else
+
+        try
         {
+            Setup(cancellationToken);
+            Precopy(cancellationToken);
+            StopAndCopy(1, cancellationToken);
+            EndCheckpoint(1, endOfStream: true, cancellationToken);
+            Finish();
+            return Result;
+        }
+        catch
+        {
+            Abandon();
+            throw;
+        }
+    }
+
+    // ---- Steps ----
+
+    /// <summary>Headers and the execution-independent records (v2-stream.md §3.6 rows 1–5; legacy §4).</summary>
+    public void Setup(CancellationToken cancellationToken)
+    {
+        _cancel = cancellationToken;
+        _clock.Start();
+        Phase(SavePhase.Setup, 0);
+        cancellationToken.ThrowIfCancellationRequested();
+        _format.Setup();
+    }
+
+    /// <summary>
+    /// Memory of the first checkpoint (or of a plain save) while the guest runs: a full pass, then passes over what the
+    /// guest dirtied until the policy says stop (v2-stream.md §3.6 row 6). Non-live: pauses the guest and sends every
+    /// frame once. The pages dirtied since the last pass stay pending for <see cref="StopAndCopy"/>.
+    /// </summary>
+    public void Precopy(CancellationToken cancellationToken)
+    {
+        _cancel = cancellationToken;
+        _iterations = 0;
+        if (_options.Live || _options.Checkpointed)
+        {
+            _domain.EnableLogDirty();
+            _enabledLogDirty = true;
+        }
+
+        if (!_options.Live)
+        {
+            Pause();
+        }
+
+        Phase(_options.Live ? SavePhase.Iteration : SavePhase.StopAndCopy, (long)_domain.P2mSize);
+        _format.BeginMemory(1, paused: !_options.Live);
+        var pass = Measure();
+        SendAll();
+        if (!_options.Live)
+        {
+            return;
+        }
+
+        while (true)
+        {
+            var sent = pass.PagesSince(_pagesSent);
+            var rate = pass.Rate(_output.Position, _clock.Elapsed);
+            var dirty = _domain.ReadAndClearDirty(_pending);
+            var stats = new PrecopyStats(_iterations, dirty, sent, _pagesSent, _output.Position, _domain.P2mSize, _clock.Elapsed, rate);
+            if (Policy.Decide(stats) != PrecopyDecision.Continue)
+            {
+                return; // _pending keeps the pages not sent yet
+            }
+
+            Phase(SavePhase.Iteration, dirty);
+            pass = Measure();
+            SendBitmap(_pending);
+        }
+    }
+
+    /// <summary>
+    /// Pauses the guest and sends the pages of checkpoint <paramref name="checkpoint"/> not sent yet: for the first
+    /// checkpoint those pre-copy left pending and those dirtied since; for a later one, what the guest dirtied since it
+    /// resumed (v2-stream.md §6.2). After a non-live first pass there is nothing left to send.
+    /// </summary>
+    public void StopAndCopy(int checkpoint, CancellationToken cancellationToken)
+    {
+        _cancel = cancellationToken;
+        _checkpoint = checkpoint;
+        var first = checkpoint == 1;
+        if (first && !_options.Live)
+        {
+            _finalDirty = _enabledLogDirty ? _domain.ReadAndClearDirty(_scratch) : 0;
+            return;
+        }
+
+        if (!first)
+        {
+            _iterations = 0;
             Array.Clear(_pending, 0, _words);
         }
 
-        _domain.Pause();
-        Phase(SavePhase.StopAndCopy, checkpoint);
+        Pause();
         if (first)
         {
             _format.Suspended(checkpoint);
@@ -194,7 +219,92 @@ internal sealed class SaveEngine : IDisposable
         }
 
         _finalDirty = final;
+        Phase(SavePhase.StopAndCopy, final);
         SendBitmap(_pending);
+    }
+
+    /// <summary>
+    /// The guest is paused and the checkpoint's memory sent: writes the end-of-checkpoint state, then CHECKPOINT (a
+    /// checkpointed stream) and, when <paramref name="endOfStream"/> or the stream is plain, the end marker
+    /// (v2-stream.md §3.6 rows 8–11, §4.5, §6.3; legacy §7). A checkpointed stream is flushed so that a receiver sees
+    /// each checkpoint whole.
+    /// </summary>
+    public void EndCheckpoint(int checkpoint, bool endOfStream, CancellationToken cancellationToken)
+    {
+        _cancel = cancellationToken;
+        cancellationToken.ThrowIfCancellationRequested();
+        _format.EndOfCheckpoint(checkpoint, _options.Checkpointed, endOfStream);
+        if (_options.Checkpointed)
+        {
+            _output.Flush();
+            _checkpoints = checkpoint;
+            Phase(SavePhase.Checkpoint, 0);
+        }
+    }
+
+    /// <summary>Lets the guest run after checkpoint <paramref name="checkpoint"/> (log-dirty stays on).</summary>
+    public void Resume(int checkpoint)
+    {
+        _domain.Unpause();
+        _pausedBySave = false;
+        Phase(SavePhase.Resumed, 0);
+    }
+
+    /// <summary>The save succeeded: flushes the output and turns log-dirty off. The guest stays paused.</summary>
+    public void Finish()
+    {
+        _output.Flush();
+        DisableLogDirty();
+        Phase(SavePhase.Done, 0);
+    }
+
+    /// <summary>
+    /// The save failed or was cancelled: turns log-dirty off and, unless the guest was paused before the save began,
+    /// lets it run again. Safe to call more than once; writes nothing more to the output.
+    /// </summary>
+    public void Abandon()
+    {
+        DisableLogDirty();
+        if (_pausedBySave && !_pausedBefore && _domain.IsPaused)
+        {
+            _domain.Unpause();
+        }
+
+        _pausedBySave = false;
+    }
+
+    public void Dispose()
+    {
+        (_format as IDisposable)?.Dispose();
+        _output.Dispose();
+        if (_pending.Length > 0)
+        {
+            ArrayPool<ulong>.Shared.Return(_pending);
+            ArrayPool<ulong>.Shared.Return(_scratch);
+            _pending = [];
+            _scratch = [];
+        }
+    }
+
+    // ---- Memory: v2-stream.md §3.6 row 6, §6.2 ----
+
+    private void Pause()
+    {
+        if (!_domain.IsPaused)
+        {
+            _pausedBySave = true;
+            _domain.Pause();
+        }
+    }
+
+    private void DisableLogDirty()
+    {
+        if (_enabledLogDirty && _domain.LogDirty)
+        {
+            _domain.DisableLogDirty();
+        }
+
+        _enabledLogDirty = false;
     }
 
     /// <summary>One pass over every pfn below the p2m size, absent ones included (as XTAB), in batches of 1024.</summary>
@@ -243,7 +353,26 @@ internal sealed class SaveEngine : IDisposable
         }
     }
 
-    private void WriteBatch(int n) => _pagesSent += _format.WriteBatch(_batchPfns.AsSpan(0, n), _batchTypes.AsSpan(0, n));
+    private void WriteBatch(int n)
+    {
+        _cancel.ThrowIfCancellationRequested();
+        _pagesSent += _format.WriteBatch(_batchPfns.AsSpan(0, n), _batchTypes.AsSpan(0, n));
+    }
 
-    private void Phase(SavePhase phase, int checkpoint) => PhaseChanged?.Invoke(phase, checkpoint);
+    private PassStart Measure() => new(_pagesSent, _output.Position, _clock.Elapsed);
+
+    private void Phase(SavePhase phase, long dirty) =>
+        Progress?.Invoke(new SaveProgress(phase, _checkpoint, _iterations, _pagesSent, _output.Position, dirty, _clock.Elapsed));
+
+    /// <summary>Where a pass began, to measure what it sent and how fast.</summary>
+    private readonly record struct PassStart(long Pages, long Bytes, TimeSpan At)
+    {
+        public long PagesSince(long pages) => pages - Pages;
+
+        public double Rate(long bytes, TimeSpan now)
+        {
+            var seconds = (now - At).TotalSeconds;
+            return seconds > 0 ? (bytes - Bytes) / seconds : 0;
+        }
+    }
 }

@@ -31,6 +31,10 @@ internal abstract class SaveFormat(IDomain domain, OutputBuffer output, SaveOpti
     /// <returns>Data pages written.</returns>
     public abstract int WriteBatch(ReadOnlySpan<ulong> pfns, ReadOnlySpan<PageType> types);
 
-    /// <summary>The guest is paused and its memory sent: write the end-of-checkpoint state and close the checkpoint or the stream.</summary>
-    public abstract void EndOfCheckpoint(int checkpoint, bool checkpointed);
+    /// <summary>
+    /// The guest is paused and its memory sent: write the end-of-checkpoint state and close the checkpoint or the
+    /// stream. <paramref name="endOfStream"/> (checkpointed streams) also writes the end marker after the checkpoint:
+    /// v2 END, legacy-4.1 LAST_CHECKPOINT; a plain stream always ends.
+    /// </summary>
+    public abstract void EndOfCheckpoint(int checkpoint, bool checkpointed, bool endOfStream);
 }

@@ -24,8 +24,17 @@ internal sealed record SaveOptions
 {
     public SaveStreamKind Kind { get; init; } = SaveStreamKind.Xl;
 
-    /// <summary>0: a plain stream. N &gt; 0: a checkpointed (Remus) stream of N checkpoints.</summary>
+    /// <summary>Value of <see cref="Checkpoints"/> for a checkpointed stream that runs until <see cref="CheckpointDriver.RequestStop"/>.</summary>
+    public const int UntilStopped = -1;
+
+    /// <summary>
+    /// 0: a plain stream. N &gt; 0: a checkpointed (Remus) stream of N checkpoints. <see cref="UntilStopped"/>: a
+    /// checkpointed stream whose checkpoints go on until a stop is requested.
+    /// </summary>
     public int Checkpoints { get; init; }
+
+    /// <summary>True for a checkpointed (Remus) stream.</summary>
+    public bool Checkpointed => Checkpoints != 0;
 
     /// <summary>
     /// Live (pre-copy) memory transfer: pages are sent while the guest runs, then the pages it dirtied, until the
@@ -34,11 +43,11 @@ internal sealed record SaveOptions
     /// </summary>
     public bool Live { get; init; } = true;
 
-    /// <summary>Pre-copy policy: stop iterating after this many passes (Xen's <c>SPP_MAX_ITERATIONS</c>).</summary>
-    public int MaxIterations { get; init; } = 5;
-
-    /// <summary>Pre-copy policy: stop iterating when fewer pages than this were dirtied (Xen's <c>SPP_TARGET_DIRTY_COUNT</c>).</summary>
-    public long TargetDirtyPages { get; init; } = 50;
+    /// <summary>
+    /// When a live pre-copy stops iterating (<c>--policy</c>). Null: the policy of the Xen that writes the stream kind,
+    /// <see cref="XenPrecopyPolicy"/> for v2 streams, <see cref="XenLegacyPrecopyPolicy"/> for legacy streams.
+    /// </summary>
+    public IPrecopyPolicy? Policy { get; init; }
 
     /// <summary>Checkpointed streams: how long the guest runs between checkpoints (Remus's interval).</summary>
     public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromMilliseconds(100);
@@ -74,7 +83,20 @@ internal sealed record SaveResult
     public long FinalDirtyPages { get; init; }
 }
 
-/// <summary>The phases a save goes through, in order (reported to <see cref="SaveEngine.PhaseChanged"/>).</summary>
+/// <summary>
+/// Where a save is, reported to <see cref="SaveEngine.Progress"/> as each phase or pass begins (the figures are those
+/// at that moment).
+/// </summary>
+/// <param name="Phase">The phase beginning.</param>
+/// <param name="Checkpoint">Checkpoint number, from 1 (1 for a plain stream).</param>
+/// <param name="Iteration">Memory passes of this checkpoint done so far.</param>
+/// <param name="PagesSent">Data pages sent so far by the whole save, resends included.</param>
+/// <param name="BytesSent">Stream octets written so far (buffered ones included).</param>
+/// <param name="DirtyPages">Frames the pass beginning will send (the dirty set; the whole p2m for a first pass); 0 outside passes.</param>
+/// <param name="Elapsed">Time since the save began.</param>
+internal readonly record struct SaveProgress(SavePhase Phase, int Checkpoint, int Iteration, long PagesSent, long BytesSent, long DirtyPages, TimeSpan Elapsed);
+
+/// <summary>The phases a save goes through, in order (reported to <see cref="SaveEngine.Progress"/>).</summary>
 internal enum SavePhase
 {
     /// <summary>Headers and the execution-independent records (X86_PV_INFO, policies, STATIC_DATA_END, P2M frames).</summary>
@@ -86,7 +108,7 @@ internal enum SavePhase
     /// <summary>The guest is paused: the final dirty set and the end-of-checkpoint state.</summary>
     StopAndCopy,
 
-    /// <summary>CHECKPOINT and the libxl checkpoint records written; the guest is still paused.</summary>
+    /// <summary>CHECKPOINT and the libxl checkpoint records written and flushed; the guest is still paused while the acknowledgement hook runs.</summary>
     Checkpoint,
 
     /// <summary>The guest runs between checkpoints.</summary>

@@ -109,14 +109,16 @@ internal sealed class V2SaveFormat(IDomain domain, OutputBuffer output, SaveOpti
 
     // ---- End of checkpoint: v2-stream.md §3.6 rows 8–11, §4.5, §6.3 ----
 
-    public override void EndOfCheckpoint(int checkpoint, bool checkpointed)
+    // v2-stream.md §6.3: a checkpointed stream that stops ends, after its last CHECKPOINT, with END as a plain one does.
+    public override void EndOfCheckpoint(int checkpoint, bool checkpointed, bool endOfStream)
     {
         WriteEndOfCheckpoint();
         if (checkpointed)
         {
             WriteCheckpoint();
         }
-        else
+
+        if (!checkpointed || endOfStream)
         {
             WriteEnd();
         }
@@ -224,7 +226,7 @@ internal sealed class V2SaveFormat(IDomain domain, OutputBuffer output, SaveOpti
         {
             var type = Hvm ? "hvm" : "pv";
             var vcpus = Domain.MaxVcpuId + 1;
-            var memkb = Domain is SimulatedDomain s && s.MemoryBytes > 0 ? s.MemoryBytes / 1024 : Domain.P2mSize * 4;
+            var memkb = Domain.MemoryBytes / 1024;
             json.WriteStartObject();
             json.WriteStartObject("c_info");
             json.WriteString("type", type);

@@ -37,8 +37,9 @@ internal static class SaveRestoreSupport
         try
         {
             using var engine = new SaveEngine(domain, output, options with { CheckpointInterval = TimeSpan.FromMilliseconds(20) });
-            engine.PhaseChanged = (phase, checkpoint) =>
+            engine.Progress = progress =>
             {
+                var (phase, checkpoint) = (progress.Phase, progress.Checkpoint);
                 if (phase == SavePhase.Resumed || (phase == SavePhase.Iteration && !wroteInIteration))
                 {
                     wroteInIteration |= phase == SavePhase.Iteration;

@@ -81,7 +81,7 @@ public class SaveEngineTests
     {
         using var tmp = new TempDirectory();
         using var domain = SaveRestoreSupport.Domain(tmp, "pv", memoryMiB: 32);
-        var saved = SaveRestoreSupport.Save(domain, new SaveOptions { Kind = SaveStreamKind.Xl, MaxIterations = 3, TargetDirtyPages = 1 }, "uniform:400");
+        var saved = SaveRestoreSupport.Save(domain, new SaveOptions { Kind = SaveStreamKind.Xl, Policy = new XenPrecopyPolicy(maxIterations: 3, targetDirtyPages: 1) }, "uniform:400");
         Assert.True(domain.IsPaused);
         Assert.False(domain.LogDirty);
         Assert.InRange(saved.Result.Iterations, 2, 4);

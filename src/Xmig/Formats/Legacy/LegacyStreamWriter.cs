@@ -491,13 +491,14 @@ internal sealed class LegacyStreamWriter : IDisposable
     }
 
     /// <summary>
-    /// Ends the body: LAST_CHECKPOINT when this generation writes it (legacy-4.1, not checkpointed),
+    /// Ends the body: LAST_CHECKPOINT when this generation writes it (legacy-4.1, not checkpointed; or the
+    /// <paramref name="lastCheckpoint"/> of a checkpointed stream that stops, which a 4.1+ receiver commits at once, §9.3),
     /// ENABLE_COMPRESSION in a compressed stream's first checkpoint, then the end-of-body 0 (§7.1 items 12–14).
     /// </summary>
-    public void EndBody()
+    public void EndBody(bool lastCheckpoint = false)
     {
         BeforeSpecial();
-        if (_options.Generation == LegacyWriterGeneration.Legacy41 && !_options.Checkpointed)
+        if (_options.Generation == LegacyWriterGeneration.Legacy41 && (!_options.Checkpointed || lastCheckpoint))
         {
             _out.WriteInt32LittleEndian((int)LegacyChunkId.LastCheckpoint);
         }
