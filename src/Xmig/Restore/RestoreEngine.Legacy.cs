@@ -2,6 +2,7 @@ using Xmig.Domains;
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
 using Xmig.Formats.Libxl;
+using Xmig.Restore.Legacy;
 
 namespace Xmig.Restore;
 
@@ -37,12 +38,7 @@ internal sealed partial class RestoreEngine
         {
             result = LegacyCheckpointDecision.Run(reader, sink, new LegacyCheckpointDecisionOptions
             {
-                Mode = _options.Checkpointed switch
-                {
-                    CheckpointedMode.No => LegacyCheckpointMode.No,
-                    CheckpointedMode.Yes => LegacyCheckpointMode.Yes,
-                    _ => LegacyCheckpointMode.Auto,
-                },
+                Mode = _options.Checkpointed,
                 SilenceTimeout = _options.LegacySilenceTimeout,
                 SpoolDirectory = _options.SpoolDirectory,
                 MaxBufferedCheckpointBytes = _options.SpoolLimit,

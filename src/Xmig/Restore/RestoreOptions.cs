@@ -1,18 +1,5 @@
 namespace Xmig.Restore;
 
-/// <summary>Whether the input is a checkpointed (Remus/COLO) stream (<c>--checkpointed</c>), given out of band as in Xen.</summary>
-internal enum CheckpointedMode
-{
-    /// <summary>A plain stream: a CHECKPOINT record is an error (Xen's <c>XC_STREAM_PLAIN</c>).</summary>
-    No,
-
-    /// <summary>A checkpointed stream: the last complete checkpoint is restored (Xen's <c>XC_STREAM_REMUS</c>).</summary>
-    Yes,
-
-    /// <summary>Decide from the stream: checkpointed once a CHECKPOINT is seen (legacy streams: see the legacy decision).</summary>
-    Auto,
-}
-
 /// <summary>How a restore runs and what it may consume.</summary>
 internal sealed record RestoreOptions
 {

@@ -1,23 +1,10 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
 
-namespace Xmig.Formats.Legacy;
+using Xmig.Formats;
+using Xmig.Formats.Legacy;
 
-/// <summary>How the end of a legacy image is decided (<c>--checkpointed no|yes|auto</c>).</summary>
-internal enum LegacyCheckpointMode
-{
-    /// <summary>Xen's fix (7051d5c872, <c>checkpointed_stream = 0</c>): commit after the first tail, read nothing after it.</summary>
-    No,
-
-    /// <summary>Xen's checkpointed reader (<c>checkpointed_stream = 1</c>): keep reading checkpoints until −9, end of stream or a failure.</summary>
-    Yes,
-
-    /// <summary>
-    /// Beyond Xen: after each tail, commit; stop on −9 or end of stream; read another checkpoint only if the next
-    /// 4 octets are a chunk header; stop before anything else without consuming it.
-    /// </summary>
-    Auto,
-}
+namespace Xmig.Restore.Legacy;
 
 /// <summary>Why reading the legacy image stopped.</summary>
 internal enum LegacyRestoreEnd
@@ -47,7 +34,7 @@ internal enum LegacyRestoreEnd
 /// <summary>Settings of <see cref="LegacyCheckpointDecision"/>.</summary>
 internal sealed record LegacyCheckpointDecisionOptions
 {
-    public LegacyCheckpointMode Mode { get; init; } = LegacyCheckpointMode.Auto;
+    public CheckpointedMode Mode { get; init; } = CheckpointedMode.Auto;
 
     /// <summary>
     /// Silence after a complete checkpoint that ends the stream, like Xen's heartbeat (1 s); used when the input stream
@@ -106,7 +93,7 @@ internal sealed record LegacyRestoreResult
 
 /// <summary>
 /// THE checkpoint decision for legacy images: the receiver state machine of legacy-stream.md §9.3, with the end of
-/// the image decided as in §10 by <see cref="LegacyCheckpointMode"/>. States and their names follow §9.3:
+/// the image decided as in §10 by <see cref="CheckpointedMode"/>. States and their names follow §9.3:
 /// HEADER → FIRST_BODY → FIRST_TAIL → COMMIT → [DECIDE] → NEXT_BODY → NEXT_TAIL → APPLY → COMMIT … → FINISH, or FAIL.
 /// DECIDE is the step Xen does not have as such: it is where the modes differ (§10.3 rows 1–7).
 /// </summary>
@@ -271,7 +258,7 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         var at = _reader.Input.Position;
 
         // Mode no (Xen's fix): the first tail ends the image, −9 or not (rows 1, 2, 7).
-        if (_options.Mode == LegacyCheckpointMode.No)
+        if (_options.Mode == CheckpointedMode.No)
         {
             return (State.Finish, LegacyRestoreEnd.FirstTail,
                 $"committed checkpoint {n} after its tail (mode no); octets from 0x{at:X} on are left unread");
@@ -304,7 +291,7 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         }
 
         var found = DescribeFollowing(head);
-        if (_options.Mode == LegacyCheckpointMode.Yes)
+        if (_options.Mode == CheckpointedMode.Yes)
         {
             // Xen reads the octets as a chunk id and fails ("Max batch size exceeded (1970103633)" for "Qemu"),
             // then commits the previous checkpoint; the octets are lost to the layer above (rows 4, 6).
@@ -601,36 +588,4 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         _spool.Dispose();
         _compressed.Dispose();
     }
-}
-
-/// <summary>The current blob of a <see cref="LegacyStreamReader"/> as a read-only stream.</summary>
-internal sealed class LegacyBlobStream(LegacyStreamReader reader) : Stream
-{
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => reader.BlobLength >= 0 ? reader.BlobLength : throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => reader.ReadBlob(buffer.AsSpan(offset, count));
-
-    public override int Read(Span<byte> buffer) => reader.ReadBlob(buffer);
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -1,7 +1,10 @@
 using System.Buffers;
 using System.Buffers.Binary;
 
-namespace Xmig.Formats.Legacy;
+using Xmig.Formats;
+using Xmig.Formats.Legacy;
+
+namespace Xmig.Restore.Legacy;
 
 /// <summary>
 /// Holds one uncommitted checkpoint (legacy-stream.md §9.3 NEXT_BODY/NEXT_TAIL) until its tail is complete, then
