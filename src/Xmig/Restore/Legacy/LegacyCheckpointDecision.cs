@@ -128,7 +128,7 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         _reader = reader ?? throw new ArgumentNullException(nameof(reader));
         _sink = sink ?? throw new ArgumentNullException(nameof(sink));
         _options = options ?? new LegacyCheckpointDecisionOptions();
-        _spool = new LegacyCheckpointSpool(_options.SpoolDirectory);
+        _spool = new LegacyCheckpointSpool(_options.SpoolDirectory, () => (_reader.ChunkIndex, _reader.ItemOffset));
     }
 
     private enum State

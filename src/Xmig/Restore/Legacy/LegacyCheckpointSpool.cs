@@ -8,23 +8,30 @@ namespace Xmig.Restore.Legacy;
 
 /// <summary>
 /// Holds one uncommitted checkpoint (legacy-stream.md §9.3 NEXT_BODY/NEXT_TAIL) until its tail is complete, then
-/// replays it, in order, into the real sink (APPLY). Everything goes to two temporary files (an item log and a page
-/// log, deleted on close) so that a checkpoint of any size costs bounded memory (§11 "buffered checkpoints").
+/// replays it, in order, into the real sink (APPLY). Items and pages go to two <see cref="CheckpointBuffer"/>s (an
+/// item log and a page log: memory up to a limit, then temporary files deleted on close), so that a checkpoint of
+/// any size costs bounded memory (§11 "buffered checkpoints"). Each item keeps the chunk index and offset where it
+/// arrived, so that an error raised while it is applied names that place.
 /// </summary>
 internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
 {
     private const int PageSize = 4096;
 
-    private readonly string? _directory;
-    private FileStream? _items;
-    private FileStream? _pages;
+    private readonly CheckpointBuffer _items;
+    private readonly CheckpointBuffer _pages;
+    private readonly Func<(long Index, long Offset)> _origin;
     private Dictionary<uint, long>? _pendingIndex;
     private long _pageCount;
     private readonly byte[] _scratch = new byte[64];
+    private Stream? _replay;
 
-    public LegacyCheckpointSpool(string? directory = null)
+    /// <param name="directory">Where the buffers spill (default: the temporary directory).</param>
+    /// <param name="origin">Where the item being recorded arrived (chunk index and offset).</param>
+    public LegacyCheckpointSpool(string? directory = null, Func<(long Index, long Offset)>? origin = null)
     {
-        _directory = directory;
+        _items = new CheckpointBuffer(directory, long.MaxValue);
+        _pages = new CheckpointBuffer(directory, long.MaxValue);
+        _origin = origin ?? (() => (-1, 0));
     }
 
     private enum Tag : byte
@@ -46,7 +53,7 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
     }
 
     /// <summary>Octets buffered for the current checkpoint.</summary>
-    public long Length => (_items?.Length ?? 0) + (_pages?.Length ?? 0);
+    public long Length => _items.Length + _pages.Length;
 
     /// <summary>Data pages buffered so far in this checkpoint (format A data and decoded format B pages).</summary>
     public long PageCount => _pageCount;
@@ -54,8 +61,8 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
     /// <summary>Forgets the buffered checkpoint (after a replay, or when it is discarded).</summary>
     public void Reset()
     {
-        _items?.SetLength(0);
-        _pages?.SetLength(0);
+        _items.Clear();
+        _pages.Clear();
         _pendingIndex?.Clear();
         _pageCount = 0;
     }
@@ -79,7 +86,7 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
     public void PageBatch(ReadOnlySpan<uint> entries, ReadOnlySpan<byte> pages)
     {
         WriteEntries(Tag.Batch, entries);
-        Pages().Write(pages);
+        _pages.Write(pages);
         _pageCount += pages.Length / PageSize;
     }
 
@@ -89,10 +96,9 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
     /// <summary>Format B: the next decoded page, in data-entry order.</summary>
     public void AppendPage(uint pfn, ReadOnlySpan<byte> page)
     {
-        var pages = Pages();
         _pendingIndex ??= [];
-        _pendingIndex[pfn] = pages.Position;
-        pages.Write(page);
+        _pendingIndex[pfn] = _pages.Length;
+        _pages.Write(page);
         _pageCount++;
     }
 
@@ -104,9 +110,7 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
             return false;
         }
 
-        var pages = Pages();
-        pages.Flush();
-        RandomAccess.Read(pages.SafeFileHandle, destination[..PageSize], at);
+        _pages.ReadAt(at, destination[..PageSize]);
         return true;
     }
 
@@ -117,21 +121,20 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
         Span<byte> b = stackalloc byte[5];
         b[0] = (byte)Tag.Marker;
         BinaryPrimitives.WriteInt32LittleEndian(b[1..], (int)id);
-        Items().Write(b);
+        Item(b);
     }
 
     public void VcpuInfo(int maxVcpuId, ReadOnlySpan<ulong> onlineMap)
     {
-        var items = Items();
         Span<byte> b = stackalloc byte[5];
         b[0] = (byte)Tag.VcpuInfo;
         BinaryPrimitives.WriteInt32LittleEndian(b[1..], maxVcpuId);
-        items.Write(b);
+        Item(b);
         Span<byte> w = stackalloc byte[8];
         foreach (var word in onlineMap)
         {
             BinaryPrimitives.WriteUInt64LittleEndian(w, word);
-            items.Write(w);
+            _items.Write(w);
         }
     }
 
@@ -141,7 +144,7 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
         b[0] = (byte)Tag.HvmParam;
         BinaryPrimitives.WriteInt32LittleEndian(b[1..], (int)id);
         BinaryPrimitives.WriteUInt64LittleEndian(b[5..], value);
-        Items().Write(b);
+        Item(b);
     }
 
     public void TscInfo(LegacyTscInfo tsc)
@@ -152,26 +155,25 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
         BinaryPrimitives.WriteUInt64LittleEndian(b[5..], tsc.ElapsedNsec);
         BinaryPrimitives.WriteUInt32LittleEndian(b[13..], tsc.GtscKhz);
         BinaryPrimitives.WriteUInt32LittleEndian(b[17..], tsc.Incarnation);
-        Items().Write(b);
+        Item(b);
     }
 
     public void Toolstack(ReadOnlySpan<byte> blob)
     {
         WriteHeader(Tag.Toolstack, blob.Length);
-        Items().Write(blob);
+        _items.Write(blob);
     }
 
-    public void EndOfBody() => Items().WriteByte((byte)Tag.EndOfBody);
+    public void EndOfBody() => Item([(byte)Tag.EndOfBody]);
 
     public void UnmappedPfns(ReadOnlySpan<ulong> pfns)
     {
         WriteHeader(Tag.Unmapped, pfns.Length);
-        var items = Items();
         Span<byte> w = stackalloc byte[8];
         foreach (var pfn in pfns)
         {
             BinaryPrimitives.WriteUInt64LittleEndian(w, pfn);
-            items.Write(w);
+            _items.Write(w);
         }
     }
 
@@ -183,17 +185,16 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
         BinaryPrimitives.WriteInt32LittleEndian(b[5..], context.Length);
         BinaryPrimitives.WriteInt32LittleEndian(b[9..], extendedContext.Length);
         BinaryPrimitives.WriteInt32LittleEndian(b[13..], xsaveRecord.Length);
-        var items = Items();
-        items.Write(b);
-        items.Write(context);
-        items.Write(extendedContext);
-        items.Write(xsaveRecord);
+        Item(b);
+        _items.Write(context);
+        _items.Write(extendedContext);
+        _items.Write(xsaveRecord);
     }
 
     public void SharedInfo(ReadOnlySpan<byte> page)
     {
-        Items().WriteByte((byte)Tag.SharedInfo);
-        Items().Write(page);
+        Item([(byte)Tag.SharedInfo]);
+        _items.Write(page);
     }
 
     public void HvmMagicPfns(ulong ioreqPfn, ulong bufIoreqPfn, ulong storePfn)
@@ -203,47 +204,65 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
         BinaryPrimitives.WriteUInt64LittleEndian(b[1..], ioreqPfn);
         BinaryPrimitives.WriteUInt64LittleEndian(b[9..], bufIoreqPfn);
         BinaryPrimitives.WriteUInt64LittleEndian(b[17..], storePfn);
-        Items().Write(b);
+        Item(b);
     }
 
-    public void HvmContext(long length, Stream data) => WriteBlob(Tag.HvmContext, 0, data);
+    public void HvmContext(long length, Stream data) => WriteBlob(Tag.HvmContext, 0, length, data);
 
-    public void DeviceModel(LegacyDeviceModelSignature signature, long length, Stream data) => WriteBlob(Tag.DeviceModel, (byte)signature, data);
+    public void DeviceModel(LegacyDeviceModelSignature signature, long length, Stream data) => WriteBlob(Tag.DeviceModel, (byte)signature, length, data);
 
     // ---- replay ---------------------------------------------------------------------------------
 
     /// <summary>Delivers the buffered checkpoint to <paramref name="target"/>, in the order it was read.</summary>
     public void Replay(ILegacyRestoreSink target)
     {
-        if (_items is null)
+        if (_items.Count == 0)
         {
             return;
         }
 
-        _items.Flush();
-        _items.Position = 0;
-        _pages?.Flush();
-        if (_pages is not null)
-        {
-            _pages.Position = 0;
-        }
-
+        using var items = _items.OpenRead();
+        using var pageLog = _pages.OpenRead();
+        _replay = items;
+        var item = 0;
         var entries = new uint[LegacyChunk.MaxBatchSize];
         var pageBuffer = ArrayPool<byte>.Shared.Rent(LegacyChunk.MaxBatchSize * PageSize);
         var blob = ArrayPool<byte>.Shared.Rent(1 << 16);
         try
         {
             int tagByte;
-            while ((tagByte = _items.ReadByte()) >= 0)
+            while ((tagByte = items.ReadByte()) >= 0)
             {
-                switch ((Tag)tagByte)
+                var origin = _items.Items[item++];
+                try
+                {
+                    ReplayOne((Tag)tagByte, items, pageLog, target, entries, pageBuffer, blob);
+                }
+                catch (StreamFormatException e)
+                {
+                    // Name the chunk where the item arrived, not where the reader is now (the end of the checkpoint).
+                    throw new StreamFormatException(e.What, origin.Index, origin.Offset, e.Detail, e);
+                }
+            }
+        }
+        finally
+        {
+            _replay = null;
+            ArrayPool<byte>.Shared.Return(pageBuffer);
+            ArrayPool<byte>.Shared.Return(blob);
+        }
+    }
+
+    private void ReplayOne(Tag tag, Stream items, Stream pageLog, ILegacyRestoreSink target, uint[] entries, byte[] pageBuffer, byte[] blob)
+    {
+                switch (tag)
                 {
                     case Tag.Batch:
                     case Tag.BatchEntries:
                         {
                             var count = ReadInt32();
                             var raw = blob.AsSpan(0, count * 4);
-                            _items.ReadExactly(raw);
+                            items.ReadExactly(raw);
                             var data = 0;
                             for (var i = 0; i < count; i++)
                             {
@@ -255,7 +274,7 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
                             }
 
                             var pages = pageBuffer.AsSpan(0, data * PageSize);
-                            _pages!.ReadExactly(pages);
+                            pageLog.ReadExactly(pages);
                             target.PageBatch(entries.AsSpan(0, count), pages);
                             break;
                         }
@@ -297,7 +316,7 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
                         {
                             var n = ReadInt32();
                             var data = new byte[n];
-                            _items.ReadExactly(data);
+                            items.ReadExactly(data);
                             target.Toolstack(data);
                             break;
                         }
@@ -325,7 +344,7 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
                             var e = ReadInt32();
                             var x = ReadInt32();
                             var record = new byte[c + e + x];
-                            _items.ReadExactly(record);
+                            items.ReadExactly(record);
                             target.PvVcpu(id, record.AsSpan(0, c), record.AsSpan(c, e), record.AsSpan(c + e, x));
                             break;
                         }
@@ -333,7 +352,7 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
                     case Tag.SharedInfo:
                         {
                             var page = pageBuffer.AsSpan(0, PageSize);
-                            _items.ReadExactly(page);
+                            items.ReadExactly(page);
                             target.SharedInfo(page);
                             break;
                         }
@@ -349,12 +368,11 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
                     case Tag.HvmContext:
                     case Tag.DeviceModel:
                         {
-                            var kind = (byte)_items.ReadByte();
+                            var kind = (byte)items.ReadByte();
                             var length = (long)ReadUInt64();
-                            var end = _items.Position + length;
-                            using (var window = new WindowStream(_items, length))
+                            using (var window = new FramedStream(items, length))
                             {
-                                if ((Tag)tagByte == Tag.HvmContext)
+                                if (tag == Tag.HvmContext)
                                 {
                                     target.HvmContext(length, window);
                                 }
@@ -362,43 +380,32 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
                                 {
                                     target.DeviceModel((LegacyDeviceModelSignature)kind, length, window);
                                 }
+
+                                window.Drain();
                             }
 
-                            _items.Position = end;
                             break;
                         }
 
                     default:
-                        throw new InvalidOperationException($"corrupt checkpoint spool (tag {tagByte})");
+                        throw new InvalidOperationException($"corrupt checkpoint spool (tag {tag})");
                 }
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(pageBuffer);
-            ArrayPool<byte>.Shared.Return(blob);
-        }
     }
 
     public void Dispose()
     {
-        _items?.Dispose();
-        _pages?.Dispose();
-        _items = null;
-        _pages = null;
+        _items.Dispose();
+        _pages.Dispose();
     }
 
     // ---- helpers --------------------------------------------------------------------------------
 
-    private FileStream Items() => _items ??= Create();
-
-    private FileStream Pages() => _pages ??= Create();
-
-    private FileStream Create()
+    // Every item starts with its tag and remembers where it arrived.
+    private void Item(ReadOnlySpan<byte> head)
     {
-        var dir = _directory ?? Path.GetTempPath();
-        var path = Path.Combine(dir, $"xmig-checkpoint-{Guid.NewGuid():N}.tmp");
-        return new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+        var (index, offset) = _origin();
+        _items.BeginItem(index, offset);
+        _items.Write(head);
     }
 
     private void WriteHeader(Tag tag, int value)
@@ -406,7 +413,7 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
         Span<byte> b = stackalloc byte[5];
         b[0] = (byte)tag;
         BinaryPrimitives.WriteInt32LittleEndian(b[1..], value);
-        Items().Write(b);
+        Item(b);
     }
 
     private void WriteEntries(Tag tag, ReadOnlySpan<uint> entries)
@@ -418,33 +425,32 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
             BinaryPrimitives.WriteUInt32LittleEndian(raw[(i * 4)..], entries[i]);
         }
 
-        Items().Write(raw[..(entries.Length * 4)]);
+        _items.Write(raw[..(entries.Length * 4)]);
     }
 
-    private void WriteBlob(Tag tag, byte kind, Stream data)
+    // A blob of a length the sink may not know (a device-model record to end of stream): its tag, kind and declared
+    // length, then frames of [u32 n][n octets], ended by n = 0.
+    private void WriteBlob(Tag tag, byte kind, long length, Stream data)
     {
-        var items = Items();
         Span<byte> head = stackalloc byte[10];
         head[0] = (byte)tag;
         head[1] = kind;
-        var lengthAt = items.Position + 2;
-        items.Write(head);
+        BinaryPrimitives.WriteInt64LittleEndian(head[2..], length);
+        Item(head);
         var buffer = ArrayPool<byte>.Shared.Rent(1 << 16);
         try
         {
-            long total = 0;
+            Span<byte> frame = stackalloc byte[4];
             int n;
             while ((n = data.Read(buffer, 0, buffer.Length)) > 0)
             {
-                items.Write(buffer, 0, n);
-                total += n;
+                BinaryPrimitives.WriteInt32LittleEndian(frame, n);
+                _items.Write(frame);
+                _items.Write(buffer.AsSpan(0, n));
             }
 
-            var end = items.Position;
-            items.Position = lengthAt;
-            BinaryPrimitives.WriteUInt64LittleEndian(head, (ulong)total);
-            items.Write(head[..8]);
-            items.Position = end;
+            frame.Clear();
+            _items.Write(frame);
         }
         finally
         {
@@ -454,21 +460,22 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
 
     private int ReadInt32()
     {
-        _items!.ReadExactly(_scratch.AsSpan(0, 4));
+        _replay!.ReadExactly(_scratch.AsSpan(0, 4));
         return BinaryPrimitives.ReadInt32LittleEndian(_scratch);
     }
 
     private ulong ReadUInt64()
     {
-        _items!.ReadExactly(_scratch.AsSpan(0, 8));
+        _replay!.ReadExactly(_scratch.AsSpan(0, 8));
         return BinaryPrimitives.ReadUInt64LittleEndian(_scratch);
     }
 
-    /// <summary>A read-only window of <c>length</c> octets over the spool, for blobs.</summary>
-    private sealed class WindowStream(Stream inner, long length) : Stream
+    /// <summary>A buffered blob (frames of [u32 n][n octets], ended by n = 0) as a read-only stream.</summary>
+    private sealed class FramedStream(Stream inner, long length) : Stream
     {
-        private readonly long _length = length;
-        private long _left = length;
+        private readonly byte[] _frame = new byte[4];
+        private int _left;
+        private bool _done;
 
         public override bool CanRead => true;
 
@@ -476,11 +483,11 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
 
         public override bool CanWrite => false;
 
-        public override long Length => _length;
+        public override long Length => length >= 0 ? length : throw new NotSupportedException();
 
         public override long Position
         {
-            get => _length - _left;
+            get => throw new NotSupportedException();
             set => throw new NotSupportedException();
         }
 
@@ -488,14 +495,30 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
 
         public override int Read(Span<byte> buffer)
         {
-            if (_left == 0)
+            if (_left == 0 && !_done)
+            {
+                inner.ReadExactly(_frame);
+                _left = BinaryPrimitives.ReadInt32LittleEndian(_frame);
+                _done = _left == 0;
+            }
+
+            if (_done || buffer.IsEmpty)
             {
                 return 0;
             }
 
-            var n = inner.Read(buffer[..(int)Math.Min(buffer.Length, _left)]);
+            var n = inner.Read(buffer[..Math.Min(buffer.Length, _left)]);
             _left -= n;
             return n;
+        }
+
+        /// <summary>Consumes what the sink left unread, up to the end frame.</summary>
+        public void Drain()
+        {
+            Span<byte> scratch = stackalloc byte[4096];
+            while (Read(scratch) > 0)
+            {
+            }
         }
 
         public override void Flush()
