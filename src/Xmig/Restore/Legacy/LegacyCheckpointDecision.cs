@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
+using Xmig.IO;
 
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
@@ -27,8 +28,11 @@ internal enum LegacyRestoreEnd
     /// <summary>A later checkpoint failed part-way and was discarded; the previous one stands.</summary>
     IncompleteCheckpoint,
 
-    /// <summary>Nothing arrived within the silence timeout after a complete checkpoint (Xen's 1 s heartbeat).</summary>
+    /// <summary>Nothing arrived within the heartbeat after a complete checkpoint (Xen's 1 s).</summary>
     Silence,
+
+    /// <summary>Reading after a complete checkpoint failed (a reset connection); the checkpoint stands.</summary>
+    ReadError,
 }
 
 /// <summary>Settings of <see cref="LegacyCheckpointDecision"/>.</summary>
@@ -37,10 +41,11 @@ internal sealed record LegacyCheckpointDecisionOptions
     public CheckpointedMode Mode { get; init; } = CheckpointedMode.Auto;
 
     /// <summary>
-    /// Silence after a complete checkpoint that ends the stream, like Xen's heartbeat (1 s); used when the input stream
-    /// supports read timeouts (sockets). Null waits indefinitely.
+    /// Bound on every wait after the first complete checkpoint, like Xen's heartbeat (1 s, legacy §9.2): silence that
+    /// long ends the stream with the last complete checkpoint. Applies when the reader's input is a
+    /// <see cref="HeartbeatStream"/> that is not a regular file. Null waits indefinitely.
     /// </summary>
-    public TimeSpan? SilenceTimeout { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan? Heartbeat { get; init; } = RestoreOptions.DefaultHeartbeat;
 
     /// <summary>Where uncommitted checkpoints are buffered (default: the temporary directory).</summary>
     public string? SpoolDirectory { get; init; }
@@ -75,8 +80,14 @@ internal sealed record LegacyRestoreResult
     /// <summary>Octets consumed after <see cref="CommittedEndOffset"/> that do not belong to a committed checkpoint.</summary>
     public long ConsumedAfterCommit { get; init; }
 
-    /// <summary>The error that ended a discarded checkpoint, if any.</summary>
-    public StreamFormatException? DiscardedBecause { get; init; }
+    /// <summary>What ended a discarded checkpoint, if anything: a bad chunk, EOF, a read error or the heartbeat.</summary>
+    public Exception? DiscardedBecause { get; init; }
+
+    /// <summary><see cref="DiscardedBecause"/> when it is a bad (or cut-short) chunk, which names the chunk and offset.</summary>
+    public StreamFormatException? DiscardedRecord => DiscardedBecause as StreamFormatException;
+
+    /// <summary>Why reading stopped.</summary>
+    public RestoreFinishReason FinishReason { get; init; }
 
     public LegacySenderGeneration Generation { get; init; }
 
@@ -160,7 +171,8 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         var committedEnd = 0L;
         var end = LegacyRestoreEnd.EndOfStream;
         var endDetail = "";
-        StreamFormatException? discarded = null;
+        Exception? discarded = null;
+        var reason = RestoreFinishReason.End;
 
         while (state != State.Finish)
         {
@@ -190,12 +202,21 @@ internal sealed class LegacyCheckpointDecision : IDisposable
                     committed = _reader.Checkpoint;
                     _sink.CommitCheckpoint(committed);
                     committedEnd = _reader.Input.Position;
+                    StartHeartbeat();
                     state = State.Decide;
                     break;
 
                 // DECIDE: finish, or read another checkpoint (§10).
                 case State.Decide:
                     (state, end, endDetail) = Decide();
+                    reason = end switch
+                    {
+                        LegacyRestoreEnd.EndOfStream => RestoreFinishReason.Eof,
+                        LegacyRestoreEnd.Silence => RestoreFinishReason.HeartbeatTimeout,
+                        LegacyRestoreEnd.ReadError => RestoreFinishReason.ReadError,
+                        LegacyRestoreEnd.NotAChunkConsumed => RestoreFinishReason.FormatError,
+                        _ => RestoreFinishReason.End,
+                    };
                     break;
 
                 // NEXT_BODY: buffered; EOF, a bad chunk or any error ⇒ FINISH with the previous checkpoint.
@@ -225,6 +246,7 @@ internal sealed class LegacyCheckpointDecision : IDisposable
             if (discarded is not null)
             {
                 end = LegacyRestoreEnd.IncompleteCheckpoint;
+                reason = RestoreFinishReasons.Classify(discarded, _reader.Input.ReachedEnd);
                 endDetail = $"checkpoint {_reader.Checkpoint} is incomplete and was discarded ({discarded.Message}); checkpoint {committed} stands";
                 _spool.Reset();
                 state = State.Finish;
@@ -242,6 +264,7 @@ internal sealed class LegacyCheckpointDecision : IDisposable
             CommittedEndOffset = committedEnd,
             ConsumedAfterCommit = discarded is null ? _reader.Input.Position - committedEnd : -1,
             DiscardedBecause = discarded,
+            FinishReason = reason,
             Generation = _reader.Generation,
             MinimumSenderVersion = _reader.MinimumSenderVersion,
             MinimumSenderEvidence = _reader.MinimumSenderEvidence,
@@ -272,11 +295,17 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         }
 
         // What follows the tail? Xen would wait at most 1 s (heartbeat) for it.
-        var head = PeekFollowing(4, out var silent);
-        if (silent)
+        var head = PeekFollowing(4, out var broken);
+        if (broken is HeartbeatTimeoutException silence)
         {
             return (State.Finish, LegacyRestoreEnd.Silence,
-                $"nothing arrived within {_options.SilenceTimeout?.TotalSeconds:0.###} s after checkpoint {n}; committed it");
+                $"nothing arrived within {silence.Heartbeat.TotalSeconds:0.###} s after checkpoint {n}; committed it");
+        }
+
+        if (broken is not null)
+        {
+            return (State.Finish, LegacyRestoreEnd.ReadError,
+                $"reading after checkpoint {n} failed ({broken.Message}); committed it");
         }
 
         if (head.Length == 0)
@@ -356,40 +385,27 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         return $"{what} {text}";
     }
 
-    private ReadOnlySpan<byte> PeekFollowing(int count, out bool silent)
+    // After a complete checkpoint every wait is bounded (§9.2); silence or a broken connection ends the image there.
+    private ReadOnlySpan<byte> PeekFollowing(int count, out Exception? broken)
     {
-        silent = false;
-        var stream = _reader.Input.BaseStream;
-        if (_options.SilenceTimeout is not TimeSpan timeout || _reader.Input.Buffered >= count || !stream.CanTimeout)
-        {
-            return _reader.PeekFollowing(count);
-        }
-
-        var previous = stream.ReadTimeout;
+        broken = null;
         try
         {
-            stream.ReadTimeout = (int)Math.Max(1, timeout.TotalMilliseconds);
             return _reader.PeekFollowing(count);
         }
-        catch (IOException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.TimedOut } || e.InnerException is TimeoutException)
+        catch (Exception e) when (e is IOException or SocketException)
         {
-            silent = true;
+            broken = e;
             return default;
         }
-        catch (TimeoutException)
+    }
+
+    // COMMIT: from the first complete checkpoint on, every wait for input is bounded by the heartbeat (§9.1 completed).
+    private void StartHeartbeat()
+    {
+        if (_reader.Input.BaseStream is HeartbeatStream heartbeat && heartbeat.Heartbeat is null)
         {
-            silent = true;
-            return default;
-        }
-        finally
-        {
-            try
-            {
-                stream.ReadTimeout = previous;
-            }
-            catch (ObjectDisposedException)
-            {
-            }
+            heartbeat.Heartbeat = _options.Heartbeat;
         }
     }
 
@@ -569,15 +585,16 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         }
     }
 
-    // A failure while buffering checkpoint n ≥ 2 discards it (§9.4); TMEM stays fatal.
-    private static StreamFormatException? Buffering(Action read)
+    // A failure while buffering checkpoint n ≥ 2 (a bad chunk, EOF, a read error, the heartbeat) discards it (§9.3
+    // NEXT_BODY, NEXT_TAIL; §9.4); TMEM stays fatal.
+    private static Exception? Buffering(Action read)
     {
         try
         {
             read();
             return null;
         }
-        catch (StreamFormatException e)
+        catch (Exception e) when (RestoreFinishReasons.IsBrokenSource(e) || e is EndOfStreamException)
         {
             return e;
         }

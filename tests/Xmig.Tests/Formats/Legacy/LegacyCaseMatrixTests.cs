@@ -208,13 +208,13 @@ public class LegacyCaseMatrixTests
         using var server = listener.AcceptTcpClient();
         server.GetStream().Write(bytes);
 
-        using var input = new InputBuffer(client.GetStream());
+        using var input = new InputBuffer(new Xmig.IO.HeartbeatStream(client.GetStream()));
         var reader = new LegacyStreamReader(input, new LegacyStreamOptions(8, LegacyGuestType.Pv));
         var sink = new MemorySink();
         var result = LegacyCheckpointDecision.Run(reader, sink, new LegacyCheckpointDecisionOptions
         {
             Mode = CheckpointedMode.Yes,
-            SilenceTimeout = TimeSpan.FromMilliseconds(200),
+            Heartbeat = TimeSpan.FromMilliseconds(200),
         });
 
         Assert.Equal(LegacyRestoreEnd.Silence, result.End);

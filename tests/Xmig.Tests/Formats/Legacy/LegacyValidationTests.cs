@@ -203,8 +203,8 @@ public class LegacyValidationTests
 
         Assert.Equal(LegacyRestoreEnd.IncompleteCheckpoint, result.End);
         Assert.Equal([1], sink.Committed);
-        Assert.Equal(firstEnd + 16, result.DiscardedBecause!.Offset);
-        Assert.Contains("exceeds", result.DiscardedBecause.Message);
+        Assert.Equal(firstEnd + 16, result.DiscardedRecord!.Offset);
+        Assert.Contains("exceeds", result.DiscardedBecause!.Message);
         Assert.True(first.CompressionEnabled);
     }
 
@@ -217,8 +217,8 @@ public class LegacyValidationTests
 
         var (_, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
 
-        Assert.Equal(firstEnd, result.DiscardedBecause!.Offset);
-        Assert.Contains("only be enabled in the first checkpoint", result.DiscardedBecause.Message);
+        Assert.Equal(firstEnd, result.DiscardedRecord!.Offset);
+        Assert.Contains("only be enabled in the first checkpoint", result.DiscardedBecause!.Message);
     }
 
     [Fact]
