@@ -1,9 +1,8 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
-using Xmig.IO;
-
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
+using Xmig.IO;
 
 namespace Xmig.Restore.Legacy;
 

@@ -255,141 +255,141 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
 
     private void ReplayOne(Tag tag, Stream items, Stream pageLog, ILegacyRestoreSink target, uint[] entries, byte[] pageBuffer, byte[] blob)
     {
-                switch (tag)
+        switch (tag)
+        {
+            case Tag.Batch:
+            case Tag.BatchEntries:
                 {
-                    case Tag.Batch:
-                    case Tag.BatchEntries:
+                    var count = ReadInt32();
+                    var raw = blob.AsSpan(0, count * 4);
+                    items.ReadExactly(raw);
+                    var data = 0;
+                    for (var i = 0; i < count; i++)
+                    {
+                        entries[i] = BinaryPrimitives.ReadUInt32LittleEndian(raw[(i * 4)..]);
+                        if (LegacyPfnEntry.HasData(entries[i]))
                         {
-                            var count = ReadInt32();
-                            var raw = blob.AsSpan(0, count * 4);
-                            items.ReadExactly(raw);
-                            var data = 0;
-                            for (var i = 0; i < count; i++)
-                            {
-                                entries[i] = BinaryPrimitives.ReadUInt32LittleEndian(raw[(i * 4)..]);
-                                if (LegacyPfnEntry.HasData(entries[i]))
-                                {
-                                    data++;
-                                }
-                            }
-
-                            var pages = pageBuffer.AsSpan(0, data * PageSize);
-                            pageLog.ReadExactly(pages);
-                            target.PageBatch(entries.AsSpan(0, count), pages);
-                            break;
+                            data++;
                         }
+                    }
 
-                    case Tag.Marker:
-                        target.Marker((LegacyChunkId)ReadInt32());
-                        break;
-                    case Tag.VcpuInfo:
-                        {
-                            var max = ReadInt32();
-                            var words = new ulong[(max / 64) + 1];
-                            for (var i = 0; i < words.Length; i++)
-                            {
-                                words[i] = ReadUInt64();
-                            }
-
-                            target.VcpuInfo(max, words);
-                            break;
-                        }
-
-                    case Tag.HvmParam:
-                        {
-                            var id = (LegacyChunkId)ReadInt32();
-                            target.HvmParam(id, ReadUInt64());
-                            break;
-                        }
-
-                    case Tag.Tsc:
-                        {
-                            var mode = (uint)ReadInt32();
-                            var nsec = ReadUInt64();
-                            var khz = (uint)ReadInt32();
-                            var inc = (uint)ReadInt32();
-                            target.TscInfo(new LegacyTscInfo(mode, nsec, khz, inc));
-                            break;
-                        }
-
-                    case Tag.Toolstack:
-                        {
-                            var n = ReadInt32();
-                            var data = new byte[n];
-                            items.ReadExactly(data);
-                            target.Toolstack(data);
-                            break;
-                        }
-
-                    case Tag.EndOfBody:
-                        target.EndOfBody();
-                        break;
-                    case Tag.Unmapped:
-                        {
-                            var n = ReadInt32();
-                            var pfns = new ulong[n];
-                            for (var i = 0; i < n; i++)
-                            {
-                                pfns[i] = ReadUInt64();
-                            }
-
-                            target.UnmappedPfns(pfns);
-                            break;
-                        }
-
-                    case Tag.PvVcpu:
-                        {
-                            var id = ReadInt32();
-                            var c = ReadInt32();
-                            var e = ReadInt32();
-                            var x = ReadInt32();
-                            var record = new byte[c + e + x];
-                            items.ReadExactly(record);
-                            target.PvVcpu(id, record.AsSpan(0, c), record.AsSpan(c, e), record.AsSpan(c + e, x));
-                            break;
-                        }
-
-                    case Tag.SharedInfo:
-                        {
-                            var page = pageBuffer.AsSpan(0, PageSize);
-                            items.ReadExactly(page);
-                            target.SharedInfo(page);
-                            break;
-                        }
-
-                    case Tag.HvmMagic:
-                        {
-                            var a = ReadUInt64();
-                            var b = ReadUInt64();
-                            target.HvmMagicPfns(a, b, ReadUInt64());
-                            break;
-                        }
-
-                    case Tag.HvmContext:
-                    case Tag.DeviceModel:
-                        {
-                            var kind = (byte)items.ReadByte();
-                            var length = (long)ReadUInt64();
-                            using (var window = new FramedStream(items, length))
-                            {
-                                if (tag == Tag.HvmContext)
-                                {
-                                    target.HvmContext(length, window);
-                                }
-                                else
-                                {
-                                    target.DeviceModel((LegacyDeviceModelSignature)kind, length, window);
-                                }
-
-                                window.Drain();
-                            }
-
-                            break;
-                        }
-
-                    default:
-                        throw new InvalidOperationException($"corrupt checkpoint spool (tag {tag})");
+                    var pages = pageBuffer.AsSpan(0, data * PageSize);
+                    pageLog.ReadExactly(pages);
+                    target.PageBatch(entries.AsSpan(0, count), pages);
+                    break;
                 }
+
+            case Tag.Marker:
+                target.Marker((LegacyChunkId)ReadInt32());
+                break;
+            case Tag.VcpuInfo:
+                {
+                    var max = ReadInt32();
+                    var words = new ulong[(max / 64) + 1];
+                    for (var i = 0; i < words.Length; i++)
+                    {
+                        words[i] = ReadUInt64();
+                    }
+
+                    target.VcpuInfo(max, words);
+                    break;
+                }
+
+            case Tag.HvmParam:
+                {
+                    var id = (LegacyChunkId)ReadInt32();
+                    target.HvmParam(id, ReadUInt64());
+                    break;
+                }
+
+            case Tag.Tsc:
+                {
+                    var mode = (uint)ReadInt32();
+                    var nsec = ReadUInt64();
+                    var khz = (uint)ReadInt32();
+                    var inc = (uint)ReadInt32();
+                    target.TscInfo(new LegacyTscInfo(mode, nsec, khz, inc));
+                    break;
+                }
+
+            case Tag.Toolstack:
+                {
+                    var n = ReadInt32();
+                    var data = new byte[n];
+                    items.ReadExactly(data);
+                    target.Toolstack(data);
+                    break;
+                }
+
+            case Tag.EndOfBody:
+                target.EndOfBody();
+                break;
+            case Tag.Unmapped:
+                {
+                    var n = ReadInt32();
+                    var pfns = new ulong[n];
+                    for (var i = 0; i < n; i++)
+                    {
+                        pfns[i] = ReadUInt64();
+                    }
+
+                    target.UnmappedPfns(pfns);
+                    break;
+                }
+
+            case Tag.PvVcpu:
+                {
+                    var id = ReadInt32();
+                    var c = ReadInt32();
+                    var e = ReadInt32();
+                    var x = ReadInt32();
+                    var record = new byte[c + e + x];
+                    items.ReadExactly(record);
+                    target.PvVcpu(id, record.AsSpan(0, c), record.AsSpan(c, e), record.AsSpan(c + e, x));
+                    break;
+                }
+
+            case Tag.SharedInfo:
+                {
+                    var page = pageBuffer.AsSpan(0, PageSize);
+                    items.ReadExactly(page);
+                    target.SharedInfo(page);
+                    break;
+                }
+
+            case Tag.HvmMagic:
+                {
+                    var a = ReadUInt64();
+                    var b = ReadUInt64();
+                    target.HvmMagicPfns(a, b, ReadUInt64());
+                    break;
+                }
+
+            case Tag.HvmContext:
+            case Tag.DeviceModel:
+                {
+                    var kind = (byte)items.ReadByte();
+                    var length = (long)ReadUInt64();
+                    using (var window = new FramedStream(items, length))
+                    {
+                        if (tag == Tag.HvmContext)
+                        {
+                            target.HvmContext(length, window);
+                        }
+                        else
+                        {
+                            target.DeviceModel((LegacyDeviceModelSignature)kind, length, window);
+                        }
+
+                        window.Drain();
+                    }
+
+                    break;
+                }
+
+            default:
+                throw new InvalidOperationException($"corrupt checkpoint spool (tag {tag})");
+        }
     }
 
     public void Dispose()
