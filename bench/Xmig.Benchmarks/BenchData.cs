@@ -1,5 +1,6 @@
 using Xmig.Formats;
 using Xmig.Formats.Libxc;
+using Xmig.Samples;
 
 namespace Xmig.Benchmarks;
 

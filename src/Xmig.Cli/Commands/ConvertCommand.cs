@@ -4,6 +4,8 @@ using Microsoft.Win32.SafeHandles;
 using Xmig.Conversion;
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
+using Xmig.Restore;
+using Xmig.Restore.Legacy;
 
 namespace Xmig.Cli.Commands;
 
@@ -44,11 +46,11 @@ internal static class ConvertCommand
             parse.GetValue(xl),
             parse.GetValue(skipQemu),
             parse.GetValue(verbose),
-            parse.GetValue(checkpointed) switch { "no" => LegacyCheckpointMode.No, "yes" => LegacyCheckpointMode.Yes, _ => LegacyCheckpointMode.Auto })));
+            parse.GetValue(checkpointed) switch { "no" => CheckpointedMode.No, "yes" => CheckpointedMode.Yes, _ => CheckpointedMode.Auto })));
         return command;
     }
 
-    internal sealed record Arguments(string? In, string? Out, int? Width, LegacyGuestType? Guest, V2OutputFormat Format, bool Xl, bool SkipQemu, bool Verbose, LegacyCheckpointMode Mode);
+    internal sealed record Arguments(string? In, string? Out, int? Width, LegacyGuestType? Guest, V2OutputFormat Format, bool Xl, bool SkipQemu, bool Verbose, CheckpointedMode Mode);
 
     internal static ExitCode Run(CliContext ctx, Arguments a)
     {

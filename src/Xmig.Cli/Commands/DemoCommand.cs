@@ -3,6 +3,7 @@ using System.Globalization;
 using Xmig.Formats;
 using Xmig.Formats.Libxc;
 using Xmig.Inspect;
+using Xmig.Samples;
 using Xmig.Verify;
 
 namespace Xmig.Cli.Commands;

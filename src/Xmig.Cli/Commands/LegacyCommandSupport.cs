@@ -3,6 +3,7 @@ using System.Globalization;
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
 using Xmig.Inspect;
+using Xmig.Restore;
 
 namespace Xmig.Cli.Commands;
 
@@ -35,7 +36,7 @@ internal sealed class LegacyCommandSupport
     {
         Width = parse.GetValue(_width) is { } w ? int.Parse(w, CultureInfo.InvariantCulture) / 8 : null,
         Guest = parse.GetValue(_guest) switch { "pv" => LegacyGuestType.Pv, "hvm" => LegacyGuestType.Hvm, _ => null },
-        Mode = parse.GetValue(_checkpointed) switch { "no" => LegacyCheckpointMode.No, "yes" => LegacyCheckpointMode.Yes, _ => LegacyCheckpointMode.Auto },
+        Mode = parse.GetValue(_checkpointed) switch { "no" => CheckpointedMode.No, "yes" => CheckpointedMode.Yes, _ => CheckpointedMode.Auto },
     };
 
     /// <summary>

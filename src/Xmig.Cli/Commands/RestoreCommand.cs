@@ -24,11 +24,16 @@ internal static class RestoreCommand
         var width = new Option<int?>("--width", "-w") { Description = "Legacy input: bitness of the saving toolstack (32 or 64); detected if omitted." };
         var guest = new Option<string?>("--guest-type", "-g") { Description = "Legacy input: guest type (pv or hvm); detected if omitted." };
         guest.AcceptOnlyFromAmong("pv", "hvm");
+        var heartbeat = new Option<int>("--heartbeat")
+        {
+            Description = "Checkpointed input: after the first complete checkpoint, silence longer than MS milliseconds on a pipe or socket commits the last complete checkpoint (Xen's HEARTBEAT_MS; 0 waits indefinitely). A regular file never times out.",
+            DefaultValueFactory = _ => 1000,
+        };
         var json = new Option<bool>("--json") { Description = "Print one JSON document (memory_sha256, pages, checkpoints_seen, ...)." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
         var command = new Command("restore", "Restore any xl, libxl, libxc or legacy stream into a simulated domain and digest its memory.")
         {
-            input, into, checkpointed, maxMemory, width, guest, json, verbose,
+            input, into, checkpointed, maxMemory, width, guest, heartbeat, json, verbose,
         };
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
         {
@@ -42,8 +47,14 @@ internal static class RestoreCommand
                 return EngineCommand.Usage(ctx, $"--width {w} is not 32 or 64");
             }
 
+            if (parse.GetValue(heartbeat) is var ms && ms < 0)
+            {
+                return EngineCommand.Usage(ctx, $"--heartbeat {ms} is negative");
+            }
+
             var options = new RestoreOptions
             {
+                Heartbeat = ms > 0 ? TimeSpan.FromMilliseconds(ms) : null,
                 Checkpointed = parse.GetValue(checkpointed) switch
                 {
                     "no" => CheckpointedMode.No,
@@ -85,6 +96,9 @@ internal static class RestoreCommand
                         P2mSize = domain.P2mSize,
                         Vcpus = domain.MaxVcpuId + 1,
                         End = result.End,
+                        FinishReason = result.FinishReason.Name(),
+                        FinishRecord = result.FinishRecord,
+                        FinishOffset = result.FinishOffset,
                         Discarded = result.Discarded,
                         VerifyMismatches = result.VerifyMismatches,
                         Warnings = [.. result.Warnings],
@@ -99,6 +113,7 @@ internal static class RestoreCommand
                     ctx.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"restored {result.StreamKind} stream ({result.SenderGeneration}){where}: {(domain.GuestType == GuestType.Hvm ? "hvm" : "pv")} domain, {digest.Pages} pages{checkpoints}"));
                     ctx.Out.WriteLine($"memory_sha256 {digest.Sha256}");
+                    ctx.Out.WriteLine(FinishLine(result));
                     if (result.Discarded != null)
                     {
                         ctx.Error.WriteLine($"xmig: note: discarded {result.Discarded}");
@@ -123,10 +138,38 @@ internal static class RestoreCommand
         }));
         return command;
     }
+
+    /// <summary>The text form of <c>finish_reason</c>: why reading stopped, which checkpoint stands, and where it broke.</summary>
+    internal static string FinishLine(RestoreResult result)
+    {
+        var line = $"finish_reason {result.FinishReason.Name()}";
+        if (result.CheckpointsSeen > 0)
+        {
+            line += string.Create(CultureInfo.InvariantCulture, $" (checkpoint {result.CheckpointCommitted} committed)");
+        }
+
+        if (result.FinishRecord is { } record)
+        {
+            line += $" at {record}";
+        }
+
+        if (result.FinishOffset is { } offset)
+        {
+            line += string.Create(CultureInfo.InvariantCulture, $"{(result.FinishRecord is null ? " at" : ",")} offset 0x{offset:X}");
+        }
+
+        return line;
+    }
 }
 
 internal sealed class RestoreReport
 {
+    public string FinishReason { get; set; } = "";
+
+    public string? FinishRecord { get; set; }
+
+    public long? FinishOffset { get; set; }
+
     public string MemorySha256 { get; set; } = "";
 
     public ulong Pages { get; set; }

@@ -1,4 +1,6 @@
 using Xmig.Formats.Legacy;
+using Xmig.Restore;
+using Xmig.Restore.Legacy;
 
 namespace Xmig.Conversion;
 
@@ -31,7 +33,7 @@ internal sealed record LegacyConvertOptions
     public bool SkipQemu { get; init; }
 
     /// <summary><c>--checkpointed</c>: how the end of the legacy image is decided.</summary>
-    public LegacyCheckpointMode Mode { get; init; } = LegacyCheckpointMode.Auto;
+    public CheckpointedMode Mode { get; init; } = CheckpointedMode.Auto;
 
     /// <summary><c>-v</c>: a summary of the stream is written here.</summary>
     public TextWriter? Verbose { get; init; }

@@ -1,5 +1,6 @@
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
+using Xmig.Restore.Legacy;
 
 namespace Xmig.Conversion;
 

@@ -3,6 +3,8 @@ using Xmig.Formats;
 using Xmig.Formats.Legacy;
 using Xmig.Formats.Libxc;
 using Xmig.Formats.Libxl;
+using Xmig.Restore;
+using Xmig.Restore.Legacy;
 
 namespace Xmig.Conversion;
 
@@ -93,10 +95,10 @@ internal sealed class V2ConvertSink : ILegacyRestoreSink, IDisposable
             // offset, when the input is a file. From a pipe they would have to be copied; Xen's sender only
             // delta-encodes pages it sent in compressed checkpoints (≥ 2), so that copy is made only in mode yes.
             _streaming = true;
-            if (_options.Mode != LegacyCheckpointMode.No)
+            if (_options.Mode != CheckpointedMode.No)
             {
                 _store = _storeFactory();
-                _keepPages = _store is not null && (_store.CanReferToInput || _options.Mode == LegacyCheckpointMode.Yes);
+                _keepPages = _store is not null && (_store.CanReferToInput || _options.Mode == CheckpointedMode.Yes);
             }
 
             return;

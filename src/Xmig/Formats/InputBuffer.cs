@@ -230,6 +230,22 @@ public sealed class InputBuffer : IDisposable
     /// <summary>True when no octet is left (this may block until the writer closes a pipe).</summary>
     public bool AtEnd => Ensure(1) == 0;
 
+    /// <summary>True once a read of the underlying stream returned no octet (the source ended).</summary>
+    public bool ReachedEnd => _eof;
+
+    /// <summary>
+    /// True when the end of the input can be looked for without waiting on a live sender: the source is seekable (a
+    /// regular file) or has already ended. On a pipe or socket that stays open, looking further would block.
+    /// </summary>
+    public bool EndIsKnowable => _eof || _stream.CanSeek;
+
+    /// <summary>
+    /// True when octets follow the current position, as far as can be known without waiting (v2-stream.md §2: nothing
+    /// after the outermost END is read): on a file, reads to find out; on a pipe or socket, only octets already
+    /// received count, so a sender that keeps its connection open after END is not waited for.
+    /// </summary>
+    public bool HasTrailingOctets() => _end > _start || (EndIsKnowable && !AtEnd);
+
     public void Dispose()
     {
         var buffer = _buffer;

@@ -33,7 +33,11 @@ public enum V2Item
     /// </summary>
     LegacyPayload,
 
-    /// <summary>Octets after the outermost END, at <see cref="V2StreamReader.ItemOffset"/> (not consumed).</summary>
+    /// <summary>
+    /// Octets after the outermost END, at <see cref="V2StreamReader.ItemOffset"/> (not consumed). Only octets that can
+    /// be seen without waiting count (<see cref="InputBuffer.HasTrailingOctets"/>): a live sender may keep its
+    /// connection open after END.
+    /// </summary>
     TrailingData,
 }
 
@@ -151,12 +155,20 @@ public sealed class V2StreamReader
             case State.Trailing:
                 _state = State.Done;
                 ItemOffset = _input.Position;
-                return !_input.AtEnd && Yield(V2Item.TrailingData);
+                return HasTrailing() && Yield(V2Item.TrailingData);
             default:
                 Item = V2Item.None;
                 return false;
         }
     }
+
+    // v2-stream.md §2, §9.1: reading stops at the outermost END; what follows is looked at only when it can be seen
+    // without waiting on a live sender. A bare libxc HVM stream is the exception: its QEMU record follows END (as in
+    // Xen's legacy conversion, read to the end of the input).
+    private bool HasTrailing() =>
+        Kind == StreamKind.Libxc && Libxc?.DomainHeader.DomainType == DomainType.X86Hvm
+            ? !_input.AtEnd
+            : _input.HasTrailingOctets();
 
     private bool Start()
     {

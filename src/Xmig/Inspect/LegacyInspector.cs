@@ -4,6 +4,8 @@ using System.Text;
 using System.Text.Json;
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
+using Xmig.Restore;
+using Xmig.Restore.Legacy;
 
 namespace Xmig.Inspect;
 
@@ -15,7 +17,7 @@ internal sealed record LegacyInspectOptions
 
     public LegacyGuestType? Guest { get; init; }
 
-    public LegacyCheckpointMode Mode { get; init; } = LegacyCheckpointMode.Auto;
+    public CheckpointedMode Mode { get; init; } = CheckpointedMode.Auto;
 
     /// <summary>Collect every item (inspect) rather than only the summary (verify).</summary>
     public bool ListItems { get; init; }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using Xmig.Formats;
 using Xmig.Formats.Libxc;
@@ -5,32 +6,28 @@ using Xmig.Formats.Libxc;
 namespace Xmig.Restore;
 
 /// <summary>
-/// The libxc records of a checkpoint not yet complete (v2-stream.md §6.4, BUFFERING): appended whole (header, body,
-/// padding) to a temporary file, in order, uninterpreted; replayed through the normal record processing when the
-/// checkpoint commits; dropped when it does not. Memory stays bounded by one record; the file is bounded by
-/// <see cref="Limit"/>. Each record keeps its index and offset in the original stream, so that an error found
-/// while replaying names the record where it was received.
+/// The libxc records of a checkpoint not yet complete (v2-stream.md §6.4, BUFFERING), kept whole (header, body,
+/// padding), in order and uninterpreted in a <see cref="CheckpointBuffer"/>; replayed through the normal record
+/// processing when the checkpoint commits; dropped when it does not. Each record keeps its index and offset in the
+/// original stream, so that an error found while replaying names the record where it was received.
 /// </summary>
 internal sealed class RecordSpool : IDisposable
 {
-    private readonly string? _directory;
-    private readonly List<(long Index, long Offset, long SpoolOffset)> _origins = [];
-    private FileStream? _file;
+    private readonly CheckpointBuffer _buffer;
 
     public RecordSpool(string? directory, long limit)
     {
-        _directory = directory;
-        Limit = limit;
+        _buffer = new CheckpointBuffer(directory, limit);
     }
 
     /// <summary>Largest spool in octets.</summary>
-    public long Limit { get; }
+    public long Limit => _buffer.Limit;
 
     /// <summary>Octets buffered.</summary>
-    public long Length => _file?.Length ?? 0;
+    public long Length => _buffer.Length;
 
     /// <summary>Records buffered.</summary>
-    public int Count => _origins.Count;
+    public int Count => _buffer.Count;
 
     /// <summary>
     /// Appends the current record of <paramref name="reader"/> (its header has been read, its body not) and consumes
@@ -39,21 +36,36 @@ internal sealed class RecordSpool : IDisposable
     public void Append(LibxcReader reader, int checkpoint)
     {
         var header = reader.Header;
-        var file = File();
-        if (file.Length + header.WireSize > Limit)
+        if (_buffer.WouldExceed(header.WireSize))
         {
             throw reader.Error(string.Create(CultureInfo.InvariantCulture,
                 $"checkpoint {checkpoint} buffers more than {Limit} octets (the restore bound)"));
         }
 
-        _origins.Add((reader.RecordIndex, reader.RecordOffset, file.Position));
+        _buffer.BeginItem(reader.RecordIndex, reader.RecordOffset);
         Span<byte> head = stackalloc byte[RecordHeader.Size];
         header.Write(head);
-        file.Write(head);
-        reader.CopyBodyTo(file);
+        _buffer.Write(head);
+        var chunk = ArrayPool<byte>.Shared.Rent(1 << 16);
+        try
+        {
+            var left = (long)header.Length;
+            while (left > 0)
+            {
+                var part = chunk.AsSpan(0, (int)Math.Min(left, chunk.Length));
+                reader.ReadBodyInto(part); // consumes the padding after the last part
+                _buffer.Write(part);
+                left -= part.Length;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(chunk);
+        }
+
         Span<byte> padding = stackalloc byte[8];
         padding.Clear();
-        file.Write(padding[..header.PaddingLength]);
+        _buffer.Write(padding[..header.PaddingLength]);
     }
 
     /// <summary>
@@ -62,18 +74,17 @@ internal sealed class RecordSpool : IDisposable
     /// </summary>
     public void Replay(Action<LibxcReader> process, int checkpoint)
     {
-        if (_file == null || _origins.Count == 0)
+        if (_buffer.Count == 0)
         {
             Clear();
             return;
         }
 
-        _file.Flush();
-        _file.Position = 0;
-        using (var input = new InputBuffer(_file, InputBuffer.DefaultSize, leaveOpen: true))
+        using (var stream = _buffer.OpenRead())
+        using (var input = new InputBuffer(stream, InputBuffer.DefaultSize, leaveOpen: true))
         {
             var reader = new LibxcReader(input, streamStart: 0);
-            foreach (var (index, offset, spoolOffset) in _origins)
+            foreach (var origin in _buffer.Items)
             {
                 try
                 {
@@ -87,8 +98,8 @@ internal sealed class RecordSpool : IDisposable
                 }
                 catch (StreamFormatException e)
                 {
-                    var at = offset + Math.Max(0, e.Offset - spoolOffset);
-                    throw new StreamFormatException(e.What, index, at,
+                    var at = origin.Offset + Math.Max(0, e.Offset - origin.Position);
+                    throw new StreamFormatException(e.What, origin.Index, at,
                         string.Create(CultureInfo.InvariantCulture, $"{e.Detail} (committing checkpoint {checkpoint})"), e);
                 }
             }
@@ -98,23 +109,7 @@ internal sealed class RecordSpool : IDisposable
     }
 
     /// <summary>Drops everything buffered.</summary>
-    public void Clear()
-    {
-        _origins.Clear();
-        if (_file != null)
-        {
-            _file.SetLength(0);
-            _file.Position = 0;
-        }
-    }
+    public void Clear() => _buffer.Clear();
 
-    public void Dispose()
-    {
-        _file?.Dispose();
-        _file = null;
-    }
-
-    private FileStream File() => _file ??= new FileStream(
-        Path.Combine(_directory ?? Path.GetTempPath(), $".xmig-spool-{Environment.ProcessId}-{Guid.NewGuid():N}"),
-        FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+    public void Dispose() => _buffer.Dispose();
 }

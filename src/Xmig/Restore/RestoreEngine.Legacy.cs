@@ -2,6 +2,7 @@ using Xmig.Domains;
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
 using Xmig.Formats.Libxl;
+using Xmig.Restore.Legacy;
 
 namespace Xmig.Restore;
 
@@ -37,13 +38,8 @@ internal sealed partial class RestoreEngine
         {
             result = LegacyCheckpointDecision.Run(reader, sink, new LegacyCheckpointDecisionOptions
             {
-                Mode = _options.Checkpointed switch
-                {
-                    CheckpointedMode.No => LegacyCheckpointMode.No,
-                    CheckpointedMode.Yes => LegacyCheckpointMode.Yes,
-                    _ => LegacyCheckpointMode.Auto,
-                },
-                SilenceTimeout = _options.LegacySilenceTimeout,
+                Mode = _options.Checkpointed,
+                Heartbeat = _options.Heartbeat,
                 SpoolDirectory = _options.SpoolDirectory,
                 MaxBufferedCheckpointBytes = _options.SpoolLimit,
             });
@@ -67,6 +63,11 @@ internal sealed partial class RestoreEngine
             CheckpointsSeen = result.CheckpointsSeen,
             CheckpointCommitted = result.CheckpointsCommitted,
             End = result.EndDetail,
+            FinishReason = result.FinishReason,
+            FinishRecord = result.FinishReason == RestoreFinishReason.FormatError && result.DiscardedRecord is { } bad
+                ? (bad.Index >= 0 ? Invariant($"{bad.What} #{bad.Index}") : bad.What)
+                : null,
+            FinishOffset = result.DiscardedRecord?.Offset ?? (result.DiscardedBecause != null || result.FinishReason == RestoreFinishReason.FormatError ? result.CommittedEndOffset : null),
             Discarded = result.DiscardedBecause is { } discarded ? Invariant($"checkpoint {result.CheckpointsSeen}: {discarded.Message}") : null,
             VerifyMismatches = _state.VerifyMismatches,
             Warnings = [.. _state.Warnings, .. sink.Warnings],

@@ -36,6 +36,9 @@ internal sealed partial class RestoreEngine
         var end = "";
         string? discarded = null;
         var libxcEnded = false;
+        var reason = RestoreFinishReason.End;
+        string? failedRecord = null;
+        long? failedOffset = null;
         try
         {
             while (walker.Read())
@@ -116,13 +119,22 @@ internal sealed partial class RestoreEngine
             if (walker.EndedAtCheckpoint)
             {
                 end = Invariant($"end of stream after checkpoint {_committed}");
+                reason = RestoreFinishReason.Eof;
             }
         }
-        catch (StreamFormatException e) when (_buffering && !_replaying && !libxcEnded)
+        catch (Exception e) when (_buffering && !_replaying && !libxcEnded && RestoreFinishReasons.IsBrokenSource(e))
         {
-            // §6.4 BUFFERING: a read error (the primary is gone) is a failover to the last committed checkpoint.
+            // §6.4 BUFFERING: EOF, a read error, silence beyond the heartbeat (the primary is gone) or a bad record
+            // is a failover to the last committed checkpoint.
+            reason = RestoreFinishReasons.Classify(e, input.ReachedEnd);
+            failedOffset = e is StreamFormatException f ? f.Offset : input.Position;
+            if (reason == RestoreFinishReason.FormatError && e is StreamFormatException bad)
+            {
+                failedRecord = bad.Index >= 0 ? Invariant($"{bad.What} #{bad.Index}") : bad.What;
+            }
+
             discarded = Invariant($"checkpoint {_committed + 1}: {e.Message}");
-            end = Invariant($"failover to checkpoint {_committed}");
+            end = Invariant($"failover to checkpoint {_committed} ({reason.Name()})");
             spool.Clear();
             _libxlQueue.Clear();
         }
@@ -135,6 +147,9 @@ internal sealed partial class RestoreEngine
             CheckpointsSeen = _committed + (discarded != null || _partial ? 1 : 0),
             CheckpointCommitted = _committed,
             End = end,
+            FinishReason = reason,
+            FinishRecord = failedRecord,
+            FinishOffset = failedOffset,
             Discarded = discarded,
             VerifyMismatches = _state.VerifyMismatches,
             Warnings = [.. _state.Warnings],
@@ -158,6 +173,11 @@ internal sealed partial class RestoreEngine
         if (_buffering)
         {
             spool.Replay(reader => ProcessLibxc(reader, replay: true), number);
+        }
+
+        if (!_buffering)
+        {
+            StartHeartbeat();
         }
 
         _buffering = true;

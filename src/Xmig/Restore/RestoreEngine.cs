@@ -1,6 +1,7 @@
 using System.Globalization;
 using Xmig.Domains;
 using Xmig.Formats;
+using Xmig.IO;
 
 namespace Xmig.Restore;
 
@@ -19,6 +20,7 @@ internal sealed partial class RestoreEngine
 {
     private readonly RestoreOptions _options;
     private readonly RestoreState _state;
+    private HeartbeatStream? _heartbeat;
 
     public RestoreEngine(DomainFactory factory, RestoreOptions? options = null)
     {
@@ -30,18 +32,26 @@ internal sealed partial class RestoreEngine
     /// <summary>The domain being (or that was) built; null until the stream said enough to create it.</summary>
     public IDomain? Domain => _state.Domain;
 
-    /// <summary>Reads the whole stream from <paramref name="input"/> and completes the domain.</summary>
+    /// <summary>
+    /// Reads the whole stream from <paramref name="input"/> and completes the domain. After the first complete
+    /// checkpoint every wait is bounded by <see cref="RestoreOptions.Heartbeat"/> (unless the input is a regular file).
+    /// </summary>
     public RestoreResult Run(Stream input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        using var buffer = new InputBuffer(input);
+        using var source = input as HeartbeatStream ?? new HeartbeatStream(input);
+        using var buffer = new InputBuffer(source);
         return Run(buffer);
     }
 
-    /// <summary>Reads the whole stream from <paramref name="input"/> (positioned at its start) and completes the domain.</summary>
+    /// <summary>
+    /// Reads the whole stream from <paramref name="input"/> (positioned at its start) and completes the domain. The
+    /// heartbeat applies when the buffer reads from a <see cref="HeartbeatStream"/>.
+    /// </summary>
     public RestoreResult Run(InputBuffer input)
     {
         ArgumentNullException.ThrowIfNull(input);
+        _heartbeat = input.BaseStream as HeartbeatStream;
         var kind = StreamDetector.Detect(input);
         try
         {
@@ -76,6 +86,15 @@ internal sealed partial class RestoreEngine
         if (problem != null)
         {
             throw new StreamFormatException("stream completion", -1, offset, problem);
+        }
+    }
+
+    /// <summary>From the first complete checkpoint on, every wait for input is bounded (legacy-stream.md §9.2).</summary>
+    private void StartHeartbeat()
+    {
+        if (_heartbeat is not null)
+        {
+            _heartbeat.Heartbeat = _options.Heartbeat;
         }
     }
 

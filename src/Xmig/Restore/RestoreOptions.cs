@@ -1,18 +1,5 @@
 namespace Xmig.Restore;
 
-/// <summary>Whether the input is a checkpointed (Remus/COLO) stream (<c>--checkpointed</c>), given out of band as in Xen.</summary>
-internal enum CheckpointedMode
-{
-    /// <summary>A plain stream: a CHECKPOINT record is an error (Xen's <c>XC_STREAM_PLAIN</c>).</summary>
-    No,
-
-    /// <summary>A checkpointed stream: the last complete checkpoint is restored (Xen's <c>XC_STREAM_REMUS</c>).</summary>
-    Yes,
-
-    /// <summary>Decide from the stream: checkpointed once a CHECKPOINT is seen (legacy streams: see the legacy decision).</summary>
-    Auto,
-}
-
 /// <summary>How a restore runs and what it may consume.</summary>
 internal sealed record RestoreOptions
 {
@@ -42,8 +29,15 @@ internal sealed record RestoreOptions
     /// <summary>Legacy input: the guest type; null detects it (legacy streams do not say).</summary>
     public Domains.GuestType? LegacyGuestType { get; init; }
 
-    /// <summary>Legacy checkpointed input: silence after a complete checkpoint that ends the stream (Xen's heartbeat).</summary>
-    public TimeSpan? LegacySilenceTimeout { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// Bound on every wait for input after the first complete checkpoint, v2 and legacy, pipes and sockets (Xen's
+    /// <c>HEARTBEAT_MS</c>, legacy-stream.md §9.2; <c>restore --heartbeat MS</c>): silence that long commits the last
+    /// complete checkpoint. Null waits indefinitely. A regular file never times out.
+    /// </summary>
+    public TimeSpan? Heartbeat { get; init; } = DefaultHeartbeat;
+
+    /// <summary>Xen's <c>HEARTBEAT_MS</c>: 1 s.</summary>
+    public static readonly TimeSpan DefaultHeartbeat = TimeSpan.FromSeconds(1);
 
     /// <summary>What the backend's domains can hold (<see cref="Domains.IDomainBackend.Limits"/>); <see cref="DomainRestore"/> sets it.</summary>
     public Domains.DomainLimits Limits { get; init; } = Domains.DomainLimits.Xen;
@@ -73,6 +67,15 @@ internal sealed record RestoreResult
 
     /// <summary>How reading ended, in words.</summary>
     public string End { get; init; } = "";
+
+    /// <summary>Why reading stopped (<c>finish_reason</c>).</summary>
+    public RestoreFinishReason FinishReason { get; init; }
+
+    /// <summary>For a failover on a bad record (<see cref="RestoreFinishReason.FormatError"/>): the record, as named in errors.</summary>
+    public string? FinishRecord { get; init; }
+
+    /// <summary>For a failover: the offset in the stream where the checkpoint being received broke.</summary>
+    public long? FinishOffset { get; init; }
 
     /// <summary>Why the last checkpoint was discarded, when it was.</summary>
     public string? Discarded { get; init; }

@@ -226,8 +226,9 @@ public sealed partial class StreamVerifier
             }
         }
 
+        // Trailing octets are counted on a file, or a source that has closed; never waited for on a live pipe or socket.
         var total = _input.Position - offset;
-        var extra = Skip(long.MaxValue);
+        var extra = Skip(_input.EndIsKnowable ? long.MaxValue : _input.Buffered);
         total += extra;
         _summary.TrailingBytes = total;
         if (qemu is null || extra > 0)

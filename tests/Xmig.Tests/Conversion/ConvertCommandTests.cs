@@ -1,4 +1,6 @@
 using Xmig.Formats.Legacy;
+using Xmig.Restore;
+using Xmig.Restore.Legacy;
 using Xmig.Tests.Formats.Legacy;
 using Xmig.Verify;
 
@@ -116,7 +118,7 @@ public class ConvertCommandTests
                     Xmig.Conversion.LegacyToV2Converter.Convert(pipe, ms, new Xmig.Conversion.LegacyConvertOptions
                     {
                         Format = format == "libxl" ? Xmig.Conversion.V2OutputFormat.Libxl : Xmig.Conversion.V2OutputFormat.Libxc,
-                        Mode = mode == "yes" ? LegacyCheckpointMode.Yes : LegacyCheckpointMode.Auto,
+                        Mode = mode == "yes" ? CheckpointedMode.Yes : CheckpointedMode.Auto,
                     });
                     bytes = ms.ToArray();
                 }

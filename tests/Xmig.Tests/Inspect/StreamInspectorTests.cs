@@ -2,6 +2,7 @@ using System.Text.Json;
 using Xmig.Formats;
 using Xmig.Formats.Libxc;
 using Xmig.Inspect;
+using Xmig.Samples;
 
 namespace Xmig.Tests.Inspect;
 

@@ -5,6 +5,7 @@ using Xmig.Formats;
 using Xmig.Formats.Libxc;
 using Xmig.Formats.Libxl;
 using Xmig.Restore;
+using Xmig.Samples;
 using Xmig.Tests.Domains;
 
 namespace Xmig.Tests.Restore;

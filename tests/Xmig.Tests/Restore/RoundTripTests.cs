@@ -1,6 +1,7 @@
 using Xmig.Domains;
 using Xmig.Formats;
 using Xmig.Restore;
+using Xmig.Samples;
 using Xmig.Save;
 using Xmig.Tests.Domains;
 

@@ -5,6 +5,7 @@ using Xmig.Formats;
 using Xmig.Formats.Libxc;
 using Xmig.Formats.Libxl;
 using Xmig.Inspect;
+using Xmig.Samples;
 using Xmig.Verify;
 
 namespace Xmig.Tests.Verify;

@@ -3,6 +3,7 @@ using Xmig.Formats;
 using Xmig.Formats.Libxc;
 using Xmig.Formats.Libxl;
 using Xmig.Formats.Xl;
+using Xmig.Samples;
 
 namespace Xmig.Tests.Verify;
 

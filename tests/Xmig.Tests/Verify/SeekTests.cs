@@ -1,4 +1,5 @@
 using Xmig.Formats;
+using Xmig.Samples;
 using Xmig.Verify;
 
 namespace Xmig.Tests.Verify;

@@ -10,7 +10,7 @@ namespace Xmig.Formats.Legacy;
 /// <remarks>
 /// <para>The reader never decides whether another checkpoint follows a tail (§10, §12 item 2): after
 /// <see cref="LegacyItemKind.EndOfCheckpoint"/> it waits for <see cref="BeginNextCheckpoint"/>; that decision is
-/// <see cref="LegacyCheckpointDecision"/>'s. Octets after the tail stay unconsumed until then
+/// made on the restore side (Restore/Legacy/LegacyCheckpointDecision.cs). Octets after the tail stay unconsumed until then
 /// (<see cref="PeekFollowing"/> looks at them).</para>
 /// <para>Every truncation or bad value raises <see cref="StreamFormatException"/> naming the chunk (or header,
 /// or tail) and its absolute offset. Blobs (TOOLSTACK, COMPRESSED_DATA, HVM context, device-model record) are

@@ -3,6 +3,8 @@ using System.Net.Sockets;
 using System.Text;
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
+using Xmig.Restore;
+using Xmig.Restore.Legacy;
 
 namespace Xmig.Tests.Formats.Legacy;
 
@@ -42,7 +44,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row1_OldSenderPlainStream_NoMode_CommitsAfterFirstTail()
     {
         var (bytes, image) = Plain(LegacyWriterGeneration.Legacy40, Handshake);
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.No);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.No);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.FirstTail, result.End);
         Assert.Equal(image, position);
@@ -53,7 +55,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row1_OldSenderPlainStream_AutoMode_StopsBeforeHandshakeTextWithoutConsumingIt()
     {
         var (bytes, image) = Plain(LegacyWriterGeneration.Legacy40, Handshake);
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Auto);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Auto);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.NotAChunk, result.End);
         Assert.Equal(image, position);
@@ -82,7 +84,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row1_OldSenderPlainStream_AutoMode_CommitsOnEndOfStream()
     {
         var (bytes, _) = Plain(LegacyWriterGeneration.Legacy40, []);
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Auto);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Auto);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.EndOfStream, result.End);
         Assert.Equal(bytes.Length, position);
@@ -92,7 +94,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row2_NewSenderPlainStream_NoMode_LastCheckpointIsANoOp()
     {
         var (bytes, image) = Plain(LegacyWriterGeneration.Legacy41, Handshake);
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.No);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.No);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.FirstTail, result.End);
         Assert.Equal(image, position);
@@ -103,7 +105,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row2_NewSenderPlainStream_AutoMode_CommitsOnLastCheckpointWithoutLookingFurther()
     {
         var (bytes, image) = Plain(LegacyWriterGeneration.Legacy41, Handshake);
-        var (_, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Auto);
+        var (_, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Auto);
         Assert.Equal(LegacyRestoreEnd.LastCheckpoint, result.End);
         Assert.Equal(image, position);
     }
@@ -112,7 +114,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row3_RemusNewSender_YesMode_CommitsEachCheckpointAndEndsOnEndOfStream()
     {
         var (bytes, _) = Remus(LegacyWriterGeneration.Legacy41);
-        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Yes);
+        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
         Assert.Equal([1, 2, 3], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.EndOfStream, result.End);
         Assert.Equal(LegacySenderGeneration.Checkpointed, result.Generation);
@@ -124,7 +126,7 @@ public class LegacyCaseMatrixTests
         var b = new LegacyImageBuilder { Checkpoints = 3 };
         var bytes = b.Build();
         var cut = bytes[..^100];
-        var (sink, result, _) = LegacyTestStreams.Restore(cut, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Yes);
+        var (sink, result, _) = LegacyTestStreams.Restore(cut, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
         Assert.Equal([1, 2], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.IncompleteCheckpoint, result.End);
         Assert.Equal(3, result.CheckpointsSeen);
@@ -139,7 +141,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row3_RemusNewSender_AutoMode_ReadsEveryCheckpoint()
     {
         var (bytes, _) = Remus(LegacyWriterGeneration.Legacy41);
-        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Auto);
+        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Auto);
         Assert.Equal([1, 2, 3], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.EndOfStream, result.End);
     }
@@ -148,7 +150,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row4_RemusOldSender_YesMode_TakesTheSamePathAsRow3()
     {
         var (bytes, _) = Remus(LegacyWriterGeneration.Legacy40);
-        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Yes);
+        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
         Assert.Equal([1, 2, 3], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.EndOfStream, result.End);
     }
@@ -157,7 +159,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row5_NewSenderToldCheckpointed_YesMode_CommitsAfterTheCheckpointCarryingLastCheckpoint()
     {
         var (bytes, image) = Plain(LegacyWriterGeneration.Legacy41, Handshake);
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Yes);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.LastCheckpoint, result.End);
         Assert.Equal(image, position);
@@ -167,7 +169,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row6_OldSenderToldCheckpointed_YesMode_WorksWhenEndOfStreamFollows()
     {
         var (bytes, _) = Plain(LegacyWriterGeneration.Legacy40, []);
-        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Yes);
+        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.EndOfStream, result.End);
     }
@@ -176,7 +178,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row6_OldSenderToldCheckpointed_YesMode_ExplainsTheDeviceModelRecordInsteadOfMaxBatchSizeExceeded()
     {
         var (bytes, image) = Plain(LegacyWriterGeneration.Legacy40, QemuTrailer(), LegacyGuestType.Hvm);
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Hvm, LegacyCheckpointMode.Yes, LegacyDeviceModelHandling.Leave);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Hvm, CheckpointedMode.Yes, LegacyDeviceModelHandling.Leave);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.NotAChunkConsumed, result.End);
         Assert.Equal(image + 4, position);
@@ -190,7 +192,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row6_OldSenderToldCheckpointed_YesMode_ExplainsHandshakeText()
     {
         var (bytes, _) = Plain(LegacyWriterGeneration.Legacy40, Handshake);
-        var (_, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Yes);
+        var (_, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
         Assert.Equal(LegacyRestoreEnd.NotAChunkConsumed, result.End);
         Assert.Contains("xl migration protocol text \"doma\"", result.EndDetail);
     }
@@ -206,13 +208,13 @@ public class LegacyCaseMatrixTests
         using var server = listener.AcceptTcpClient();
         server.GetStream().Write(bytes);
 
-        using var input = new InputBuffer(client.GetStream());
+        using var input = new InputBuffer(new Xmig.IO.HeartbeatStream(client.GetStream()));
         var reader = new LegacyStreamReader(input, new LegacyStreamOptions(8, LegacyGuestType.Pv));
         var sink = new MemorySink();
         var result = LegacyCheckpointDecision.Run(reader, sink, new LegacyCheckpointDecisionOptions
         {
-            Mode = LegacyCheckpointMode.Yes,
-            SilenceTimeout = TimeSpan.FromMilliseconds(200),
+            Mode = CheckpointedMode.Yes,
+            Heartbeat = TimeSpan.FromMilliseconds(200),
         });
 
         Assert.Equal(LegacyRestoreEnd.Silence, result.End);
@@ -224,7 +226,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row7_RemusSenderToldPlain_NoMode_CommitsTheFirstCheckpointAndLeavesTheRestUnread()
     {
         var (bytes, firstEnd) = Remus(LegacyWriterGeneration.Legacy41);
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.No);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.No);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.FirstTail, result.End);
         Assert.Equal(firstEnd, position);
@@ -235,7 +237,7 @@ public class LegacyCaseMatrixTests
     {
         var v2 = new byte[] { 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, (byte)'X', (byte)'E', (byte)'N', (byte)'F' };
         var (bytes, image) = Plain(LegacyWriterGeneration.Legacy40, v2);
-        var (_, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Auto);
+        var (_, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Auto);
         Assert.Equal(LegacyRestoreEnd.NotAChunk, result.End);
         Assert.Equal(image, position);
         Assert.Contains("Migration v2 image", result.EndDetail);

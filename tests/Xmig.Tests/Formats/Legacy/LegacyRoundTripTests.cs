@@ -1,4 +1,6 @@
 using Xmig.Formats.Legacy;
+using Xmig.Restore;
+using Xmig.Restore.Legacy;
 
 namespace Xmig.Tests.Formats.Legacy;
 
@@ -40,7 +42,7 @@ public class LegacyRoundTripTests
         };
         var bytes = b.Build();
 
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, width, b.Guest, checkpoints > 1 ? LegacyCheckpointMode.Yes : LegacyCheckpointMode.Auto);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, width, b.Guest, checkpoints > 1 ? CheckpointedMode.Yes : CheckpointedMode.Auto);
 
         Assert.Equal(checkpoints, result.CheckpointsCommitted);
         Assert.Equal(bytes.Length, position);

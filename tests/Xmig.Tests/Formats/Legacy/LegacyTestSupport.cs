@@ -3,6 +3,8 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
+using Xmig.Restore;
+using Xmig.Restore.Legacy;
 
 namespace Xmig.Tests.Formats.Legacy;
 
@@ -200,7 +202,7 @@ internal static class LegacyTestStreams
 {
     /// <summary>Restores <paramref name="bytes"/> into a fresh <see cref="MemorySink"/>.</summary>
     public static (MemorySink Sink, LegacyRestoreResult Result, long Position) Restore(
-        byte[] bytes, int width, LegacyGuestType guest, LegacyCheckpointMode mode = LegacyCheckpointMode.Auto,
+        byte[] bytes, int width, LegacyGuestType guest, CheckpointedMode mode = CheckpointedMode.Auto,
         LegacyDeviceModelHandling dm = LegacyDeviceModelHandling.Required, int bufferSize = InputBuffer.DefaultSize)
     {
         using var ms = new MemoryStream(bytes, writable: false);

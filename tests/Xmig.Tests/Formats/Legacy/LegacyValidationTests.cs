@@ -1,5 +1,7 @@
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
+using Xmig.Restore;
+using Xmig.Restore.Legacy;
 
 namespace Xmig.Tests.Formats.Legacy;
 
@@ -194,15 +196,15 @@ public class LegacyValidationTests
     {
         var b = new LegacyImageBuilder { Checkpoints = 2, Compress = true };
         var full = b.Build();
-        var (_, first, firstEnd) = LegacyTestStreams.Restore(full, 8, LegacyGuestType.Pv, LegacyCheckpointMode.No);
+        var (_, first, firstEnd) = LegacyTestStreams.Restore(full, 8, LegacyGuestType.Pv, CheckpointedMode.No);
         var bytes = new RawLegacy().Bytes(full.AsSpan(0, (int)firstEnd)).VcpuInfo().I32(-12).U64(ulong.MaxValue >> 1).ToArray();
 
-        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Yes);
+        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
 
         Assert.Equal(LegacyRestoreEnd.IncompleteCheckpoint, result.End);
         Assert.Equal([1], sink.Committed);
-        Assert.Equal(firstEnd + 16, result.DiscardedBecause!.Offset);
-        Assert.Contains("exceeds", result.DiscardedBecause.Message);
+        Assert.Equal(firstEnd + 16, result.DiscardedRecord!.Offset);
+        Assert.Contains("exceeds", result.DiscardedBecause!.Message);
         Assert.True(first.CompressionEnabled);
     }
 
@@ -210,23 +212,23 @@ public class LegacyValidationTests
     public void Reject_EnableCompressionOutsideTheFirstCheckpoint()
     {
         var full = new LegacyImageBuilder { Checkpoints = 2 }.Build();
-        var (_, _, firstEnd) = LegacyTestStreams.Restore(full, 8, LegacyGuestType.Pv, LegacyCheckpointMode.No);
+        var (_, _, firstEnd) = LegacyTestStreams.Restore(full, 8, LegacyGuestType.Pv, CheckpointedMode.No);
         var bytes = new RawLegacy().Bytes(full.AsSpan(0, (int)firstEnd)).I32(-13).ToArray();
 
-        var (_, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Yes);
+        var (_, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
 
-        Assert.Equal(firstEnd, result.DiscardedBecause!.Offset);
-        Assert.Contains("only be enabled in the first checkpoint", result.DiscardedBecause.Message);
+        Assert.Equal(firstEnd, result.DiscardedRecord!.Offset);
+        Assert.Contains("only be enabled in the first checkpoint", result.DiscardedBecause!.Message);
     }
 
     [Fact]
     public void Reject_CompressedPagesAnnouncedButNeverSent()
     {
         var full = new LegacyImageBuilder { Checkpoints = 2, Compress = true }.Build();
-        var (_, _, firstEnd) = LegacyTestStreams.Restore(full, 8, LegacyGuestType.Pv, LegacyCheckpointMode.No);
+        var (_, _, firstEnd) = LegacyTestStreams.Restore(full, 8, LegacyGuestType.Pv, CheckpointedMode.No);
         var bytes = new RawLegacy().Bytes(full.AsSpan(0, (int)firstEnd)).I32(1).U64(0).VcpuInfo().I32(0).PvTail().ToArray();
 
-        var (_, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Yes);
+        var (_, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
 
         Assert.Contains("1 compressed pages announced by the batches have no data", result.DiscardedBecause!.Message);
     }

@@ -1,5 +1,7 @@
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
+using Xmig.Restore;
+using Xmig.Restore.Legacy;
 
 namespace Xmig.Tests.Formats.Legacy;
 
@@ -84,7 +86,7 @@ public class LegacyVectorTests
         foreach (var name in new[] { "legacy-pv-w64-remus3", "legacy-hvm-w64-remus3" })
         {
             var v = LegacyVectors.Get(name);
-            var (sink, result, _) = LegacyTestStreams.Restore(File.ReadAllBytes(v.Path), 8, v.GuestType, LegacyCheckpointMode.Yes);
+            var (sink, result, _) = LegacyTestStreams.Restore(File.ReadAllBytes(v.Path), 8, v.GuestType, CheckpointedMode.Yes);
             Assert.Equal([1, 2, 3], sink.Committed);
             Assert.Equal(3, result.CheckpointsCommitted);
             Assert.Equal(v.MemorySha256, sink.MemoryDigest());

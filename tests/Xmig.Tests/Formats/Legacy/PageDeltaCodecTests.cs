@@ -3,6 +3,8 @@ using FsCheck;
 using FsCheck.Fluent;
 using FsCheck.Xunit;
 using Xmig.Formats.Legacy;
+using Xmig.Restore;
+using Xmig.Restore.Legacy;
 
 namespace Xmig.Tests.Formats.Legacy;
 
@@ -136,7 +138,7 @@ public class PageDeltaCodecTests
 
 public class LegacyFuzzProperties
 {
-    private static void OnlyStreamErrors(byte[] bytes, int width, LegacyGuestType guest, LegacyCheckpointMode mode)
+    private static void OnlyStreamErrors(byte[] bytes, int width, LegacyGuestType guest, CheckpointedMode mode)
     {
         try
         {
@@ -150,7 +152,7 @@ public class LegacyFuzzProperties
     [Property(MaxTest = 300)]
     public void Restore_ArbitraryBytes_RaiseOnlyStreamErrors(byte[] bytes, bool wide, bool pv, byte mode)
     {
-        OnlyStreamErrors(bytes ?? [], wide ? 8 : 4, pv ? LegacyGuestType.Pv : LegacyGuestType.Hvm, (LegacyCheckpointMode)(mode % 3));
+        OnlyStreamErrors(bytes ?? [], wide ? 8 : 4, pv ? LegacyGuestType.Pv : LegacyGuestType.Hvm, (CheckpointedMode)(mode % 3));
     }
 
     [Property(MaxTest = 150)]
@@ -167,13 +169,13 @@ public class LegacyFuzzProperties
             bytes[p % 2 == 0 ? at : bytes.Length - 1 - at] = value;
         }
 
-        OnlyStreamErrors(bytes, v.Width / 8, v.GuestType, LegacyCheckpointMode.Yes);
+        OnlyStreamErrors(bytes, v.Width / 8, v.GuestType, CheckpointedMode.Yes);
     }
 
     [Property(MaxTest = 50)]
     public void Restore_PrefixOfPvHeaderThenArbitraryBody_RaisesOnlyStreamErrors(byte[] body)
     {
         var bytes = new RawLegacy().PvHeader().Bytes(body ?? []).ToArray();
-        OnlyStreamErrors(bytes, 8, LegacyGuestType.Pv, LegacyCheckpointMode.Auto);
+        OnlyStreamErrors(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Auto);
     }
 }

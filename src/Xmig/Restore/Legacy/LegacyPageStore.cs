@@ -1,6 +1,9 @@
 using Microsoft.Win32.SafeHandles;
 
-namespace Xmig.Formats.Legacy;
+using Xmig.Formats;
+using Xmig.Formats.Legacy;
+
+namespace Xmig.Restore.Legacy;
 
 /// <summary>
 /// The committed content of every page, kept for decoding compressed checkpoints (legacy-stream.md §5.6: a "skip"

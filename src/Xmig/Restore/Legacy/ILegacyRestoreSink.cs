@@ -1,4 +1,7 @@
-namespace Xmig.Formats.Legacy;
+using Xmig.Formats;
+using Xmig.Formats.Legacy;
+
+namespace Xmig.Restore.Legacy;
 
 /// <summary>What the legacy image header said (legacy-stream.md §4).</summary>
 internal sealed record LegacyImageInfo(

@@ -1,9 +1,10 @@
 using System.Buffers.Binary;
+using Xmig.Formats;
 using Xmig.Formats.Libxc;
 using Xmig.Formats.Libxl;
 using Xmig.Formats.Xl;
 
-namespace Xmig.Formats;
+namespace Xmig.Samples;
 
 /// <summary>What <see cref="SampleStreams"/> writes.</summary>
 public sealed record SampleStreamOptions

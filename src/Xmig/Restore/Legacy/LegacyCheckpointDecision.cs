@@ -1,23 +1,10 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
+using Xmig.Formats;
+using Xmig.Formats.Legacy;
+using Xmig.IO;
 
-namespace Xmig.Formats.Legacy;
-
-/// <summary>How the end of a legacy image is decided (<c>--checkpointed no|yes|auto</c>).</summary>
-internal enum LegacyCheckpointMode
-{
-    /// <summary>Xen's fix (7051d5c872, <c>checkpointed_stream = 0</c>): commit after the first tail, read nothing after it.</summary>
-    No,
-
-    /// <summary>Xen's checkpointed reader (<c>checkpointed_stream = 1</c>): keep reading checkpoints until −9, end of stream or a failure.</summary>
-    Yes,
-
-    /// <summary>
-    /// Beyond Xen: after each tail, commit; stop on −9 or end of stream; read another checkpoint only if the next
-    /// 4 octets are a chunk header; stop before anything else without consuming it.
-    /// </summary>
-    Auto,
-}
+namespace Xmig.Restore.Legacy;
 
 /// <summary>Why reading the legacy image stopped.</summary>
 internal enum LegacyRestoreEnd
@@ -40,20 +27,24 @@ internal enum LegacyRestoreEnd
     /// <summary>A later checkpoint failed part-way and was discarded; the previous one stands.</summary>
     IncompleteCheckpoint,
 
-    /// <summary>Nothing arrived within the silence timeout after a complete checkpoint (Xen's 1 s heartbeat).</summary>
+    /// <summary>Nothing arrived within the heartbeat after a complete checkpoint (Xen's 1 s).</summary>
     Silence,
+
+    /// <summary>Reading after a complete checkpoint failed (a reset connection); the checkpoint stands.</summary>
+    ReadError,
 }
 
 /// <summary>Settings of <see cref="LegacyCheckpointDecision"/>.</summary>
 internal sealed record LegacyCheckpointDecisionOptions
 {
-    public LegacyCheckpointMode Mode { get; init; } = LegacyCheckpointMode.Auto;
+    public CheckpointedMode Mode { get; init; } = CheckpointedMode.Auto;
 
     /// <summary>
-    /// Silence after a complete checkpoint that ends the stream, like Xen's heartbeat (1 s); used when the input stream
-    /// supports read timeouts (sockets). Null waits indefinitely.
+    /// Bound on every wait after the first complete checkpoint, like Xen's heartbeat (1 s, legacy §9.2): silence that
+    /// long ends the stream with the last complete checkpoint. Applies when the reader's input is a
+    /// <see cref="HeartbeatStream"/> that is not a regular file. Null waits indefinitely.
     /// </summary>
-    public TimeSpan? SilenceTimeout { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan? Heartbeat { get; init; } = RestoreOptions.DefaultHeartbeat;
 
     /// <summary>Where uncommitted checkpoints are buffered (default: the temporary directory).</summary>
     public string? SpoolDirectory { get; init; }
@@ -88,8 +79,14 @@ internal sealed record LegacyRestoreResult
     /// <summary>Octets consumed after <see cref="CommittedEndOffset"/> that do not belong to a committed checkpoint.</summary>
     public long ConsumedAfterCommit { get; init; }
 
-    /// <summary>The error that ended a discarded checkpoint, if any.</summary>
-    public StreamFormatException? DiscardedBecause { get; init; }
+    /// <summary>What ended a discarded checkpoint, if anything: a bad chunk, EOF, a read error or the heartbeat.</summary>
+    public Exception? DiscardedBecause { get; init; }
+
+    /// <summary><see cref="DiscardedBecause"/> when it is a bad (or cut-short) chunk, which names the chunk and offset.</summary>
+    public StreamFormatException? DiscardedRecord => DiscardedBecause as StreamFormatException;
+
+    /// <summary>Why reading stopped.</summary>
+    public RestoreFinishReason FinishReason { get; init; }
 
     public LegacySenderGeneration Generation { get; init; }
 
@@ -106,7 +103,7 @@ internal sealed record LegacyRestoreResult
 
 /// <summary>
 /// THE checkpoint decision for legacy images: the receiver state machine of legacy-stream.md §9.3, with the end of
-/// the image decided as in §10 by <see cref="LegacyCheckpointMode"/>. States and their names follow §9.3:
+/// the image decided as in §10 by <see cref="CheckpointedMode"/>. States and their names follow §9.3:
 /// HEADER → FIRST_BODY → FIRST_TAIL → COMMIT → [DECIDE] → NEXT_BODY → NEXT_TAIL → APPLY → COMMIT … → FINISH, or FAIL.
 /// DECIDE is the step Xen does not have as such: it is where the modes differ (§10.3 rows 1–7).
 /// </summary>
@@ -141,7 +138,7 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         _reader = reader ?? throw new ArgumentNullException(nameof(reader));
         _sink = sink ?? throw new ArgumentNullException(nameof(sink));
         _options = options ?? new LegacyCheckpointDecisionOptions();
-        _spool = new LegacyCheckpointSpool(_options.SpoolDirectory);
+        _spool = new LegacyCheckpointSpool(_options.SpoolDirectory, () => (_reader.ChunkIndex, _reader.ItemOffset));
     }
 
     private enum State
@@ -173,7 +170,8 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         var committedEnd = 0L;
         var end = LegacyRestoreEnd.EndOfStream;
         var endDetail = "";
-        StreamFormatException? discarded = null;
+        Exception? discarded = null;
+        var reason = RestoreFinishReason.End;
 
         while (state != State.Finish)
         {
@@ -203,12 +201,21 @@ internal sealed class LegacyCheckpointDecision : IDisposable
                     committed = _reader.Checkpoint;
                     _sink.CommitCheckpoint(committed);
                     committedEnd = _reader.Input.Position;
+                    StartHeartbeat();
                     state = State.Decide;
                     break;
 
                 // DECIDE: finish, or read another checkpoint (§10).
                 case State.Decide:
                     (state, end, endDetail) = Decide();
+                    reason = end switch
+                    {
+                        LegacyRestoreEnd.EndOfStream => RestoreFinishReason.Eof,
+                        LegacyRestoreEnd.Silence => RestoreFinishReason.HeartbeatTimeout,
+                        LegacyRestoreEnd.ReadError => RestoreFinishReason.ReadError,
+                        LegacyRestoreEnd.NotAChunkConsumed => RestoreFinishReason.FormatError,
+                        _ => RestoreFinishReason.End,
+                    };
                     break;
 
                 // NEXT_BODY: buffered; EOF, a bad chunk or any error ⇒ FINISH with the previous checkpoint.
@@ -238,6 +245,7 @@ internal sealed class LegacyCheckpointDecision : IDisposable
             if (discarded is not null)
             {
                 end = LegacyRestoreEnd.IncompleteCheckpoint;
+                reason = RestoreFinishReasons.Classify(discarded, _reader.Input.ReachedEnd);
                 endDetail = $"checkpoint {_reader.Checkpoint} is incomplete and was discarded ({discarded.Message}); checkpoint {committed} stands";
                 _spool.Reset();
                 state = State.Finish;
@@ -255,6 +263,7 @@ internal sealed class LegacyCheckpointDecision : IDisposable
             CommittedEndOffset = committedEnd,
             ConsumedAfterCommit = discarded is null ? _reader.Input.Position - committedEnd : -1,
             DiscardedBecause = discarded,
+            FinishReason = reason,
             Generation = _reader.Generation,
             MinimumSenderVersion = _reader.MinimumSenderVersion,
             MinimumSenderEvidence = _reader.MinimumSenderEvidence,
@@ -271,7 +280,7 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         var at = _reader.Input.Position;
 
         // Mode no (Xen's fix): the first tail ends the image, −9 or not (rows 1, 2, 7).
-        if (_options.Mode == LegacyCheckpointMode.No)
+        if (_options.Mode == CheckpointedMode.No)
         {
             return (State.Finish, LegacyRestoreEnd.FirstTail,
                 $"committed checkpoint {n} after its tail (mode no); octets from 0x{at:X} on are left unread");
@@ -285,11 +294,17 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         }
 
         // What follows the tail? Xen would wait at most 1 s (heartbeat) for it.
-        var head = PeekFollowing(4, out var silent);
-        if (silent)
+        var head = PeekFollowing(4, out var broken);
+        if (broken is HeartbeatTimeoutException silence)
         {
             return (State.Finish, LegacyRestoreEnd.Silence,
-                $"nothing arrived within {_options.SilenceTimeout?.TotalSeconds:0.###} s after checkpoint {n}; committed it");
+                $"nothing arrived within {silence.Heartbeat.TotalSeconds:0.###} s after checkpoint {n}; committed it");
+        }
+
+        if (broken is not null)
+        {
+            return (State.Finish, LegacyRestoreEnd.ReadError,
+                $"reading after checkpoint {n} failed ({broken.Message}); committed it");
         }
 
         if (head.Length == 0)
@@ -304,7 +319,7 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         }
 
         var found = DescribeFollowing(head);
-        if (_options.Mode == LegacyCheckpointMode.Yes)
+        if (_options.Mode == CheckpointedMode.Yes)
         {
             // Xen reads the octets as a chunk id and fails ("Max batch size exceeded (1970103633)" for "Qemu"),
             // then commits the previous checkpoint; the octets are lost to the layer above (rows 4, 6).
@@ -369,40 +384,27 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         return $"{what} {text}";
     }
 
-    private ReadOnlySpan<byte> PeekFollowing(int count, out bool silent)
+    // After a complete checkpoint every wait is bounded (§9.2); silence or a broken connection ends the image there.
+    private ReadOnlySpan<byte> PeekFollowing(int count, out Exception? broken)
     {
-        silent = false;
-        var stream = _reader.Input.BaseStream;
-        if (_options.SilenceTimeout is not TimeSpan timeout || _reader.Input.Buffered >= count || !stream.CanTimeout)
-        {
-            return _reader.PeekFollowing(count);
-        }
-
-        var previous = stream.ReadTimeout;
+        broken = null;
         try
         {
-            stream.ReadTimeout = (int)Math.Max(1, timeout.TotalMilliseconds);
             return _reader.PeekFollowing(count);
         }
-        catch (IOException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.TimedOut } || e.InnerException is TimeoutException)
+        catch (Exception e) when (e is IOException or SocketException)
         {
-            silent = true;
+            broken = e;
             return default;
         }
-        catch (TimeoutException)
+    }
+
+    // COMMIT: from the first complete checkpoint on, every wait for input is bounded by the heartbeat (§9.1 completed).
+    private void StartHeartbeat()
+    {
+        if (_reader.Input.BaseStream is HeartbeatStream heartbeat && heartbeat.Heartbeat is null)
         {
-            silent = true;
-            return default;
-        }
-        finally
-        {
-            try
-            {
-                stream.ReadTimeout = previous;
-            }
-            catch (ObjectDisposedException)
-            {
-            }
+            heartbeat.Heartbeat = _options.Heartbeat;
         }
     }
 
@@ -582,15 +584,16 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         }
     }
 
-    // A failure while buffering checkpoint n ≥ 2 discards it (§9.4); TMEM stays fatal.
-    private static StreamFormatException? Buffering(Action read)
+    // A failure while buffering checkpoint n ≥ 2 (a bad chunk, EOF, a read error, the heartbeat) discards it (§9.3
+    // NEXT_BODY, NEXT_TAIL; §9.4); TMEM stays fatal.
+    private static Exception? Buffering(Action read)
     {
         try
         {
             read();
             return null;
         }
-        catch (StreamFormatException e)
+        catch (Exception e) when (RestoreFinishReasons.IsBrokenSource(e) || e is EndOfStreamException)
         {
             return e;
         }
@@ -601,36 +604,4 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         _spool.Dispose();
         _compressed.Dispose();
     }
-}
-
-/// <summary>The current blob of a <see cref="LegacyStreamReader"/> as a read-only stream.</summary>
-internal sealed class LegacyBlobStream(LegacyStreamReader reader) : Stream
-{
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => reader.BlobLength >= 0 ? reader.BlobLength : throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => reader.ReadBlob(buffer.AsSpan(offset, count));
-
-    public override int Read(Span<byte> buffer) => reader.ReadBlob(buffer);
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -1,6 +1,9 @@
 using System.Buffers;
 
-namespace Xmig.Formats.Legacy;
+using Xmig.Formats;
+using Xmig.Formats.Legacy;
+
+namespace Xmig.Restore.Legacy;
 
 /// <summary>
 /// Decodes the COMPRESSED_DATA of one format-B checkpoint (legacy-stream.md §5.6): one page encoding per
