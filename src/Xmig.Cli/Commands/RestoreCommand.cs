@@ -24,11 +24,13 @@ internal static class RestoreCommand
         var width = new Option<int?>("--width", "-w") { Description = "Legacy input: bitness of the saving toolstack (32 or 64); detected if omitted." };
         var guest = new Option<string?>("--guest-type", "-g") { Description = "Legacy input: guest type (pv or hvm); detected if omitted." };
         guest.AcceptOnlyFromAmong("pv", "hvm");
+        var backend = new Option<string>("--backend") { Description = "What --into DIR becomes: simulated (default), or kvm (a KVM guest's stream, resumed by opening DIR).", DefaultValueFactory = _ => "simulated" };
+        backend.AcceptOnlyFromAmong("simulated", "kvm");
         var json = new Option<bool>("--json") { Description = "Print one JSON document (memory_sha256, pages, checkpoints_seen, ...)." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
         var command = new Command("restore", "Restore any xl, libxl, libxc or legacy stream into a simulated domain and digest its memory.")
         {
-            input, into, checkpointed, maxMemory, width, guest, json, verbose,
+            input, into, checkpointed, maxMemory, width, guest, backend, json, verbose,
         };
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
         {
@@ -63,6 +65,12 @@ internal static class RestoreCommand
             var path = parse.GetValue(input)!;
             var target = parse.GetValue(into);
             var temporary = target == null;
+            var kvm = parse.GetValue(backend) == "kvm";
+            if (kvm && temporary)
+            {
+                return EngineCommand.Usage(ctx, "--backend kvm needs --into DIR");
+            }
+
             target ??= Path.Combine(Path.GetTempPath(), $"xmig-restore-{Environment.ProcessId}-{Guid.NewGuid():N}");
             using var stream = StreamInput.Open(path, decimalIsFd: false);
             var (domain, result) = SimulatedRestore.ToDirectory(stream, target, options);
@@ -117,6 +125,11 @@ internal static class RestoreCommand
                 {
                     DomainDirectory.Discard(target);
                 }
+            }
+
+            if (kvm)
+            {
+                Xmig.Domains.Kvm.KvmDomain.Adopt(target);
             }
 
             return ExitCode.Ok;

@@ -204,8 +204,9 @@ internal sealed unsafe class KvmDomain : IDomain
     /// Turns a domain directory restored from a KVM guest's stream into a KVM domain directory (adds <c>kvm.json</c>
     /// after checking that its HVM context holds vCPU state KVM can load).
     /// </summary>
-    public static void Adopt(string directory, string program)
+    public static void Adopt(string directory)
     {
+        string program;
         using (var store = SimulatedDomain.Open(directory))
         {
             try
@@ -216,9 +217,38 @@ internal sealed unsafe class KvmDomain : IDomain
             {
                 throw new InvalidDomainException(directory, $"not a KVM guest's state: {e.Message}", e);
             }
+
+            program = DescribeProgram(store);
         }
 
         KvmDescription.Write(directory, program);
+    }
+
+    /// <summary>The program named by the guest's mailbox (<c>counter</c>, <c>dirty:WSS:RATE</c>), or <c>unknown</c>.</summary>
+    internal static string DescribeProgram(IDomain domain)
+    {
+        var pfn = GuestLayout.Mailbox / GuestMemory.PageSize;
+        if (pfn >= domain.P2mSize)
+        {
+            return "unknown";
+        }
+
+        var mailbox = domain.GetPage(pfn);
+        if (BinaryPrimitives.ReadUInt64LittleEndian(mailbox) != GuestLayout.MailboxMagic)
+        {
+            return "unknown";
+        }
+
+        var kind = (GuestProgramKind)BinaryPrimitives.ReadUInt64LittleEndian(mailbox[GuestLayout.MailboxField.Program..]);
+        var start = BinaryPrimitives.ReadUInt64LittleEndian(mailbox[GuestLayout.MailboxField.AreaStart..]);
+        var end = BinaryPrimitives.ReadUInt64LittleEndian(mailbox[GuestLayout.MailboxField.AreaEnd..]);
+        var rate = BinaryPrimitives.ReadUInt64LittleEndian(mailbox[GuestLayout.MailboxField.RateMiBps..]);
+        return kind switch
+        {
+            GuestProgramKind.Counter => "counter",
+            GuestProgramKind.Dirty when end > start => new GuestProgram(kind, end - start, rate).ToString(),
+            _ => "unknown",
+        };
     }
 
     /// <summary>Pauses the guest (if running) and writes its vCPU state and the domain's state to the directory.</summary>

@@ -145,7 +145,7 @@ public class KvmDomainTests
             restored.Dispose();
         }
 
-        KvmDomain.Adopt(tmp["dst"], "counter");
+        KvmDomain.Adopt(tmp["dst"]);
         using var copy = KvmDomain.Open(tmp["dst"]);
         var atRestore = CounterImage.Check(copy);
         Assert.Equal(saved, atRestore);
@@ -191,7 +191,7 @@ public class KvmDomainTests
             }
         }
 
-        KvmDomain.Adopt(tmp["dst"], "counter");
+        KvmDomain.Adopt(tmp["dst"]);
         using var copy = KvmDomain.Open(tmp["dst"]);
         copy.Unpause();
         WaitForSweeps(copy, final.Sweeps + 1);
