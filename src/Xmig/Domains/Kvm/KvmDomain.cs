@@ -35,12 +35,12 @@ internal sealed unsafe class KvmDomain : IDomain
     private long _paceNext;
     private bool _disposed;
 
-    private KvmDomain(SimulatedDomain store, KvmCpuState[] states)
+    private KvmDomain(SimulatedDomain store, KvmCpuState[] states, bool useClearDirtyLog)
     {
         _store = store;
         _hvmContext = store.HvmContext.ToArray();
         _written = new NativeBitmap(store.P2mSize);
-        _vm = new KvmVm(store.Memory.PagePointer(0), store.P2mSize);
+        _vm = new KvmVm(store.Memory.PagePointer(0), store.P2mSize, useClearDirtyLog);
         try
         {
             var mailbox = store.P2mSize > GuestLayout.Mailbox / GuestMemory.PageSize ? store.GetPage(GuestLayout.Mailbox / GuestMemory.PageSize) : default;
@@ -170,7 +170,9 @@ internal sealed unsafe class KvmDomain : IDomain
     /// Opens a KVM domain directory: checks it as a simulated domain directory, reads the vCPU state from its HVM
     /// context, builds the VM and its vCPUs. The guest is paused until <see cref="Unpause"/>.
     /// </summary>
-    public static KvmDomain Open(string directory)
+    /// <param name="directory">The domain directory.</param>
+    /// <param name="useClearDirtyLog">Use <c>KVM_CLEAR_DIRTY_LOG</c> where the kernel offers it (the default).</param>
+    public static KvmDomain Open(string directory, bool useClearDirtyLog = true)
     {
         KvmDescription.Read(directory);
         var store = SimulatedDomain.Open(directory, writable: true);
@@ -191,7 +193,7 @@ internal sealed unsafe class KvmDomain : IDomain
                 throw new InvalidDomainException(directory, $"{DomainDirectory.HvmContextFile}: {e.Message}", e);
             }
 
-            return new KvmDomain(store, states);
+            return new KvmDomain(store, states, useClearDirtyLog);
         }
         catch
         {

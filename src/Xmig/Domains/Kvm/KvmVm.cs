@@ -24,7 +24,11 @@ internal sealed unsafe class KvmVm : IDisposable
     private int _vm = -1;
     private bool _logDirty;
 
-    public KvmVm(byte* memory, ulong pages)
+    /// <param name="memory">The guest RAM mapping (page aligned, <paramref name="pages"/> × 4096 octets).</param>
+    /// <param name="pages">Frames in slot 0.</param>
+    /// <param name="useClearDirtyLog">Use <c>KVM_CLEAR_DIRTY_LOG</c> when the kernel offers it (false: always the atomic
+    /// <c>KVM_GET_DIRTY_LOG</c>).</param>
+    public KvmVm(byte* memory, ulong pages, bool useClearDirtyLog = true)
     {
         Pages = pages;
         Memory = memory;
@@ -48,7 +52,7 @@ internal sealed unsafe class KvmVm : IDisposable
             // Intel without unrestricted guest needs a TSS area for real mode; harmless elsewhere. Just below 4 GiB.
             KvmNative.Check(_vm, KvmNative.KvmSetTssAddr, 0xFFFB_D000, "KVM_SET_TSS_ADDR");
             var manual = KvmNative.Ioctl(_vm, KvmNative.KvmCheckExtension, KvmNative.KvmCapManualDirtyLogProtect2);
-            if (manual > 0 && (manual & KvmNative.KvmDirtyLogManualProtectEnable) != 0)
+            if (useClearDirtyLog && manual > 0 && (manual & KvmNative.KvmDirtyLogManualProtectEnable) != 0)
             {
                 var cap = new KvmNative.EnableCap { Cap = KvmNative.KvmCapManualDirtyLogProtect2, Arg0 = KvmNative.KvmDirtyLogManualProtectEnable };
                 ManualDirtyProtect = KvmNative.Ioctl(_vm, KvmNative.KvmEnableCap, &cap) == 0;
