@@ -12,7 +12,7 @@ internal static class KvmHvmContext
 {
     public const ushort TypeLapic = 5;
     public const ushort TypeMtrr = 14;
-    public const int LapicSize = 24;   // apic_base_msr, disabled, timer_divisor, tdt_msr
+    public const int LapicSize = 32;   // apic_base_msr, disabled, timer_divisor, tdt_msr, pending_esr, padding
     public const int MtrrSize = 240;   // msr_pat_cr, 16 variable, 11 fixed, cap, def_type
 
     public static byte[] Build(IReadOnlyList<KvmCpuState> vcpus, uint gtscKhz, uint cpuidEax)
