@@ -23,16 +23,19 @@ internal static class DomainCommand
     private static Command CreateCreate(CliContext ctx)
     {
         var dir = new Argument<string>("DIR") { Description = "Directory to create (must not exist, or be empty)." };
-        var type = new Option<string>("--type", "-t") { Description = "Guest type: hvm or pv.", Required = true };
+        var type = new Option<string>("--type", "-t") { Description = "Guest type: hvm or pv (required for simulated domains; KVM guests are hvm)." };
         type.AcceptOnlyFromAmong("hvm", "pv");
         var memory = new Option<string>("--memory", "-m") { Description = "Guest RAM, e.g. 4GiB, 512MiB (16MiB … 16GiB).", DefaultValueFactory = _ => "1GiB" };
         var vcpus = new Option<int>("--vcpus") { Description = "Number of vCPUs (1 … 128).", DefaultValueFactory = _ => 1 };
         var seed = new Option<ulong>("--seed") { Description = "Content seed; the same seed gives the same domain.", DefaultValueFactory = _ => 1 };
         var width = new Option<int>("--guest-width", "-w") { Description = "PV guest width in bits: 32 or 64.", DefaultValueFactory = _ => 64 };
+        var backend = new Option<string>("--backend") { Description = "simulated (default), or kvm: a real guest under /dev/kvm running --program.", DefaultValueFactory = _ => "simulated" };
+        backend.AcceptOnlyFromAmong("simulated", "kvm");
+        var program = new Option<string>("--program") { Description = "KVM guest program: counter, or dirty:WSS:RATE (working set, MiB/s; e.g. dirty:64MiB:256).", DefaultValueFactory = _ => "counter" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
-        var command = new Command("create", "Create a simulated domain directory with realistic content from a seed.")
+        var command = new Command("create", "Create a simulated domain directory with realistic content from a seed, or a KVM guest (--backend kvm).")
         {
-            dir, type, memory, vcpus, seed, width, verbose,
+            dir, type, memory, vcpus, seed, width, backend, program, verbose,
         };
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
         {
@@ -40,6 +43,16 @@ internal static class DomainCommand
             if (!ByteSize.TryParse(parse.GetValue(memory), out var bytes))
             {
                 return EngineCommand.Usage(ctx, $"--memory \"{parse.GetValue(memory)}\" is not a size");
+            }
+
+            if (parse.GetValue(backend) == "kvm")
+            {
+                return KvmDomainCreate.Run(ctx, path, parse.GetValue(type), parse.GetValue(program), bytes, parse.GetValue(vcpus));
+            }
+
+            if (parse.GetValue(type) == null)
+            {
+                return EngineCommand.Usage(ctx, "--type is required (hvm or pv)");
             }
 
             var guestType = parse.GetValue(type) == "pv" ? GuestType.Pv : GuestType.Hvm;

@@ -29,11 +29,13 @@ internal static class RestoreCommand
             Description = "Checkpointed input: after the first complete checkpoint, silence longer than MS milliseconds on a pipe or socket commits the last complete checkpoint (Xen's HEARTBEAT_MS; 0 waits indefinitely). A regular file never times out.",
             DefaultValueFactory = _ => 1000,
         };
+        var backend = new Option<string>("--backend") { Description = "What --into DIR becomes: simulated (default), or kvm (a KVM guest's stream, resumed by opening DIR).", DefaultValueFactory = _ => "simulated" };
+        backend.AcceptOnlyFromAmong("simulated", "kvm");
         var json = new Option<bool>("--json") { Description = "Print one JSON document (memory_sha256, pages, checkpoints_seen, ...)." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
         var command = new Command("restore", "Restore any xl, libxl, libxc or legacy stream into a simulated domain and digest its memory.")
         {
-            input, into, checkpointed, maxMemory, width, guest, heartbeat, json, verbose,
+            input, into, checkpointed, maxMemory, width, guest, heartbeat, backend, json, verbose,
         };
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
         {
@@ -74,6 +76,12 @@ internal static class RestoreCommand
             var path = parse.GetValue(input)!;
             var target = parse.GetValue(into);
             var temporary = target == null;
+            var kvm = parse.GetValue(backend) == "kvm";
+            if (kvm && temporary)
+            {
+                return EngineCommand.Usage(ctx, "--backend kvm needs --into DIR");
+            }
+
             target ??= Path.Combine(Path.GetTempPath(), $"xmig-restore-{Environment.ProcessId}-{Guid.NewGuid():N}");
             using var stream = StreamInput.Open(path, decimalIsFd: false);
             var (domain, result) = SimulatedRestore.ToDirectory(stream, target, options);
@@ -132,6 +140,11 @@ internal static class RestoreCommand
                 {
                     DomainDirectory.Discard(target);
                 }
+            }
+
+            if (kvm)
+            {
+                Xmig.Domains.Kvm.KvmDomain.Adopt(target);
             }
 
             return ExitCode.Ok;

@@ -79,8 +79,21 @@ internal static class SaveCommand
                 Policy = parse.GetValue(policy) is { } name ? PrecopyPolicies.Parse(name) : null,
             };
 
-            using var domain = SimulatedDomain.Open(parse.GetValue(dir)!, writable: true);
-            domain.StartWorkload(spec, parse.GetValue(seed));
+            // A KVM guest (xmig domain create --backend kvm) runs its own program during the save; a simulated one runs --workload.
+            var path = parse.GetValue(dir)!;
+            var kvm = Xmig.Domains.Kvm.KvmDomain.IsKvmDirectory(path);
+            if (kvm && spec.Kind != WorkloadKind.Idle)
+            {
+                return EngineCommand.Usage(ctx, "--workload applies to simulated domains; a KVM guest runs its own program");
+            }
+
+            var simulated = kvm ? null : SimulatedDomain.Open(path, writable: true);
+            using IDomain domain = simulated != null ? simulated : Xmig.Domains.Kvm.KvmDomain.Open(path);
+            simulated?.StartWorkload(spec, parse.GetValue(seed));
+            if (kvm)
+            {
+                domain.Unpause();
+            }
             SaveResult result;
             long guestWrites;
             var file = toStdout ? null : new FileStream(target, FileMode.Create, FileAccess.Write, FileShare.None, 1);
@@ -97,13 +110,13 @@ internal static class SaveCommand
                     result = engine.Run();
                 }
 
-                guestWrites = domain.Workload?.PagesWritten ?? 0;
-                domain.StopWorkload();
+                guestWrites = simulated?.Workload?.PagesWritten ?? 0;
+                simulated?.StopWorkload();
                 file?.Dispose();
             }
             catch
             {
-                domain.StopWorkload();
+                simulated?.StopWorkload();
                 if (file != null)
                 {
                     file.Dispose();
