@@ -252,6 +252,7 @@ public class ConvertCommandTests
         }
     }
 
+    [Trait("Category", Support.XmigProcess.Category)]
     [Fact]
     public void ChildProcess_PipeToPipe_WritesXensBytes()
     {
@@ -261,6 +262,7 @@ public class ConvertCommandTests
         Assert.Equal(File.ReadAllBytes(Path.Combine(LegacyVectors.Directory, "legacy-hvm-w64-41-xl.xen-xl.bin")), output);
     }
 
+    [Trait("Category", Support.XmigProcess.Category)]
     [Fact]
     public void ChildProcess_ClosedOutputPipe_EndsWithAnErrorInsteadOfHanging()
     {
@@ -270,6 +272,7 @@ public class ConvertCommandTests
         Assert.StartsWith("xmig: error:", err);
     }
 
+    [Trait("Category", Support.XmigProcess.Category)]
     [Fact]
     public void ChildProcess_InputPipeClosedEarly_ReportsTruncation()
     {
