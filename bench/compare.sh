@@ -8,11 +8,11 @@
 # --xen names Xen's tools/python (with scripts/ and xen/migration/), run under python3, for verify-stream-v2 and
 # convert-legacy-stream; without it those rows compare with cp/cat only. --xmig defaults to the native build
 # (src/Xmig.Cli/bin/Release/net10.0/linux-x64/publish/xmig, made by `dotnet publish src/Xmig.Cli -c Release -r
-# linux-x64`), else the Release dll through `dotnet`. Inputs are made once per size in --dir (tmpfs by default).
+# linux-x64`), else the Release dll through `dotnet`. --only REGEX keeps the rows whose name matches. Inputs are made once per size in --dir (tmpfs by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-size=1GiB reps=5 dir=/dev/shm/xmig-compare xen="" xmig=""
+size=1GiB reps=5 dir=/dev/shm/xmig-compare xen="" xmig="" only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=$2; shift 2 ;;
@@ -20,7 +20,8 @@ while [ $# -gt 0 ]; do
     --dir) dir=$2; shift 2 ;;
     --xen) xen=$(cd "$2" && pwd); shift 2 ;;
     --xmig) xmig=$2; shift 2 ;;
-    *) echo "usage: $0 [--size 1GiB] [--reps N] [--dir DIR] [--xen PATH/tools/python] [--xmig EXE]" >&2; exit 2 ;;
+    --only) only=$2; shift 2 ;;
+    *) echo "usage: $0 [--size 1GiB] [--reps N] [--dir DIR] [--xen PATH/tools/python] [--xmig EXE] [--only REGEX]" >&2; exit 2 ;;
   esac
 done
 
@@ -32,7 +33,7 @@ if [ -z "$xmig" ]; then
   else echo "no xmig build: run dotnet publish src/Xmig.Cli -c Release -r linux-x64" >&2; exit 2
   fi
 fi
-export XMIG="$xmig" XEN="$xen"
+export XMIG="$xmig" XEN="$xen" ONLY="$only"
 
 mkdir -p "$dir"
 cd "$dir"
@@ -51,7 +52,7 @@ echo "input: $dir/$in.xl ($(stat -c %s "$in.xl") octets), $in.legacy ($(stat -c 
 # One row: name, setup (untimed, before each run), xmig command, yardstick name, yardstick command.
 # Timing: wall clock around `bash -c CMD`, CPU from the rusage of the waited children (python3's os.wait4).
 python3 - "$reps" <<'PY'
-import os, subprocess, sys, time, statistics
+import os, re, subprocess, sys, time, statistics
 
 reps = int(sys.argv[1])
 xen = os.environ["XEN"]
@@ -87,6 +88,8 @@ def run(cmd):
 
 print(f"{'work':<20} {'xmig s':>8} {'cpu s':>7}   {'yardstick':<22} {'wall s':>8} {'cpu s':>7}   {'ratio wall':>10} {'ratio cpu':>9}")
 for name, mine, yname, theirs in rows:
+    if not re.search(os.environ["ONLY"], name):
+        continue
     mw, mc, tw, tc = [], [], [], []
     for _ in range(reps):
         w, c = run(mine); mw.append(w); mc.append(c)
