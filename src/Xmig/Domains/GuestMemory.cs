@@ -1,4 +1,5 @@
 using System.IO.MemoryMappedFiles;
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace Xmig.Domains;
@@ -9,7 +10,7 @@ namespace Xmig.Domains;
 /// region of address space, not of RAM. Writes go straight to the page cache (a shared mapping), so other
 /// tools see the file as the guest left it.
 /// </summary>
-internal sealed unsafe class GuestMemory : IDisposable
+internal sealed unsafe partial class GuestMemory : IDisposable
 {
     public const int PageSize = 4096;
     public const int PageShift = 12;
@@ -17,13 +18,15 @@ internal sealed unsafe class GuestMemory : IDisposable
     private readonly MemoryMappedFile _file;
     private readonly MemoryMappedViewAccessor _view;
     private readonly SafeFileHandle? _handle;
+    private readonly SafeFileHandle _extents;
     private byte* _base;
 
-    private GuestMemory(MemoryMappedFile file, MemoryMappedViewAccessor view, ulong pages, bool writable, SafeFileHandle? handle)
+    private GuestMemory(MemoryMappedFile file, MemoryMappedViewAccessor view, ulong pages, bool writable, SafeFileHandle? handle, SafeFileHandle extents)
     {
         _file = file;
         _view = view;
         _handle = handle;
+        _extents = extents;
         Pages = pages;
         Writable = writable;
         byte* pointer = null;
@@ -63,7 +66,8 @@ internal sealed unsafe class GuestMemory : IDisposable
         {
             var view = file.CreateViewAccessor(0, bytes, access);
             var handle = writable ? File.OpenHandle(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete) : null;
-            return new GuestMemory(file, view, pages, writable, handle);
+            var extents = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            return new GuestMemory(file, view, pages, writable, handle, extents);
         }
         catch
         {
@@ -111,6 +115,63 @@ internal sealed unsafe class GuestMemory : IDisposable
         return _base + (pfn << PageShift);
     }
 
+    /// <summary>
+    /// The first frame at or after <paramref name="pfn"/> that the file holds (is not a hole), and the first hole
+    /// after it: <c>[Start, End)</c> is one run of allocated frames. Returns <c>(Pages, Pages)</c> when only holes
+    /// follow. A hole reads as zeros, but reading it through a shared mapping allocates and clears a page (tmpfs),
+    /// so readers that only need the content (the digest) take zeros for it instead. Where the file system cannot
+    /// tell (no SEEK_DATA), everything counts as data.
+    /// </summary>
+    public (ulong Start, ulong End) NextDataRun(ulong pfn)
+    {
+        if (pfn >= Pages)
+        {
+            return (Pages, Pages);
+        }
+
+        var start = Seek(pfn, SeekData);
+        if (start < 0)
+        {
+            // ENXIO: no data at or after the offset. Anything else: the file system cannot say; treat all as data.
+            return Marshal.GetLastPInvokeError() == Enxio ? (Pages, Pages) : (pfn, Pages);
+        }
+
+        // Rounded outwards: a frame only partly allocated (blocks smaller than a page) counts as data.
+        var startPfn = (ulong)start >> PageShift;
+        if (startPfn >= Pages)
+        {
+            return (Pages, Pages);
+        }
+
+        var end = Seek(startPfn, SeekHole);
+        var endPfn = end < 0 ? Pages : Math.Min(((ulong)end + PageSize - 1) >> PageShift, Pages);
+        return (startPfn, Math.Max(endPfn, startPfn + 1));
+    }
+
+    private long Seek(ulong pfn, int whence)
+    {
+        var added = false;
+        _extents.DangerousAddRef(ref added);
+        try
+        {
+            return LSeek((int)_extents.DangerousGetHandle(), (long)(pfn << PageShift), whence);
+        }
+        finally
+        {
+            if (added)
+            {
+                _extents.DangerousRelease();
+            }
+        }
+    }
+
+    private const int SeekData = 3;
+    private const int SeekHole = 4;
+    private const int Enxio = 6;
+
+    [LibraryImport("libc", EntryPoint = "lseek", SetLastError = true)]
+    private static partial long LSeek(int fd, long offset, int whence);
+
     /// <summary>Pushes dirty pages of a writable mapping to the file.</summary>
     public void Flush()
     {
@@ -129,6 +190,7 @@ internal sealed unsafe class GuestMemory : IDisposable
             _view.Dispose();
             _file.Dispose();
             _handle?.Dispose();
+            _extents.Dispose();
         }
     }
 }

@@ -16,6 +16,8 @@ internal static class MemoryDigest
 {
     private const int Batch = 1024;
 
+    private static readonly byte[] ZeroPage = new byte[GuestMemory.PageSize];
+
     /// <summary>Digest of <paramref name="domain"/>'s memory as it is now (pause a running domain first for a stable result).</summary>
     public static MemoryDigestResult Compute(IDomain domain)
     {
@@ -48,19 +50,30 @@ internal static class MemoryDigest
         return Finish(hash, pages);
     }
 
-    /// <summary>Digest of a simulated domain, walking its populated bitmap word by word.</summary>
+    /// <summary>
+    /// Digest of a simulated domain, walking its populated bitmap word by word. A populated frame that is a hole in
+    /// the memory file (a zero page never written) is hashed from a zero page rather than read through the mapping,
+    /// which would allocate and clear a page of the file (the restored domain would grow by every zero page).
+    /// </summary>
     public static MemoryDigestResult Compute(SimulatedDomain domain)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         Span<byte> pfnBytes = stackalloc byte[8];
+        ReadOnlySpan<byte> zeroPage = ZeroPage;
         var populated = domain.Populated;
         var memory = domain.Memory;
         ulong pages = 0;
+        (ulong Start, ulong End) data = (0, 0);
         for (var pfn = populated.NextSet(0); pfn < domain.P2mSize; pfn = populated.NextSet(pfn + 1))
         {
+            if (pfn >= data.End)
+            {
+                data = memory.NextDataRun(pfn);
+            }
+
             BinaryPrimitives.WriteUInt64LittleEndian(pfnBytes, pfn);
             hash.AppendData(pfnBytes);
-            hash.AppendData(memory.Page(pfn));
+            hash.AppendData(pfn < data.Start ? zeroPage : memory.Page(pfn));
             pages++;
         }
 

@@ -21,6 +21,9 @@ public sealed class InputBuffer : IDisposable
     /// <summary>The largest contiguous span a reader may ask for (the libxc record limit plus a header).</summary>
     public const int MaxContiguous = 0x0800_0000 + 64;
 
+    /// <summary>How far past a request a fill may read: large enough for few syscalls, small enough to compact cheaply.</summary>
+    private const int ReadAhead = 256 << 10;
+
     private readonly Stream _stream;
     private readonly bool _leaveOpen;
     private byte[] _buffer;
@@ -275,8 +278,11 @@ public sealed class InputBuffer : IDisposable
 
         while (_end - _start < count && !_eof)
         {
-            // Ask for as much as fits: one large read per syscall keeps pipe throughput high.
-            var n = _stream.Read(_buffer, _end, _buffer.Length - _end);
+            // Ask for what is missing, and at least ReadAhead: one large read per record keeps pipe throughput high,
+            // while reading no further than ReadAhead past the request keeps Compact's copy of the unread tail small
+            // (reading to the end of the buffer made it copy about half of every page record a second time).
+            var want = Math.Max(count - (_end - _start), ReadAhead);
+            var n = _stream.Read(_buffer, _end, Math.Min(want, _buffer.Length - _end));
             if (n == 0)
             {
                 _eof = true;

@@ -254,6 +254,7 @@ public class ConvertCommandTests
         }
     }
 
+    [Trait("Category", Support.XmigProcess.Category)]
     [Fact]
     public void ChildProcess_PipeToPipe_WritesXensBytes()
     {
@@ -263,6 +264,7 @@ public class ConvertCommandTests
         Assert.Equal(File.ReadAllBytes(Path.Combine(LegacyVectors.Directory, "legacy-hvm-w64-41-xl.xen-xl.bin")), output);
     }
 
+    [Trait("Category", Support.XmigProcess.Category)]
     [Fact]
     public void ChildProcess_ClosedOutputPipe_EndsWithAnErrorInsteadOfHanging()
     {
@@ -272,6 +274,7 @@ public class ConvertCommandTests
         Assert.StartsWith("xmig: error:", err);
     }
 
+    [Trait("Category", Support.XmigProcess.Category)]
     [Fact]
     public void ChildProcess_InputPipeClosedEarly_ReportsTruncation()
     {

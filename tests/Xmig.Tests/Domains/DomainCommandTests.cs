@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Xmig.Domains;
+using Xmig.Tests.Support;
 
 namespace Xmig.Tests.Domains;
 
@@ -66,6 +67,7 @@ public class DomainCommandTests
         Assert.StartsWith("xmig: error: ", stderr);
     }
 
+    [Trait("Category", XmigProcess.Category)]
     [Fact]
     public void ChildProcess_CreateAndDigest_AgreeWithLibrary()
     {

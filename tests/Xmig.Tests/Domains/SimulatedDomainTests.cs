@@ -175,6 +175,60 @@ public class SimulatedDomainTests
     }
 
     [Fact]
+    public void Digest_OfZeroPagesNeverWritten_HashesZerosAndLeavesThemHoles()
+    {
+        using var tmp = new TempDirectory();
+        var dir = tmp["d"];
+        Directory.CreateDirectory(dir);
+        using var d = SimulatedDomain.CreateEmpty(dir, GuestType.Hvm, 8, 4096);
+        var page = new byte[4096];
+        page.AsSpan().Fill(0x5A);
+        for (ulong pfn = 0; pfn < 64; pfn++)
+        {
+            d.WritePage(pfn, PageType.NoTab, pfn % 3 == 0 ? page : new byte[4096]);
+        }
+
+        var expected = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var pfnBytes = new byte[8];
+        for (ulong pfn = 0; pfn < 64; pfn++)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(pfnBytes, pfn);
+            expected.AppendData(pfnBytes);
+            expected.AppendData(pfn % 3 == 0 ? page : new byte[4096]);
+        }
+
+        Assert.Equal(Convert.ToHexStringLower(expected.GetHashAndReset()), MemoryDigest.Compute(d).Sha256);
+
+        // Reading a hole through the shared mapping would have allocated it; the digest left frames 1 and 2 holes.
+        Assert.Equal((3UL, 4UL), d.Memory.NextDataRun(1));
+    }
+
+    [Fact]
+    public void Digest_SeesAGuestWriteIntoAZeroPageHole()
+    {
+        using var tmp = new TempDirectory();
+        var dir = tmp["d"];
+        Directory.CreateDirectory(dir);
+        using var d = SimulatedDomain.CreateEmpty(dir, GuestType.Hvm, 8, 1024);
+        d.WritePage(2, PageType.NoTab, new byte[4096]);
+        var before = MemoryDigest.Compute(d);
+        d.GuestWrite(2, 100, [1, 2, 3]);
+
+        var page = new byte[4096];
+        page[100] = 1;
+        page[101] = 2;
+        page[102] = 3;
+        var expected = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var pfnBytes = new byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(pfnBytes, 2);
+        expected.AppendData(pfnBytes);
+        expected.AppendData(page);
+        var after = MemoryDigest.Compute(d);
+        Assert.NotEqual(before, after);
+        Assert.Equal(Convert.ToHexStringLower(expected.GetHashAndReset()), after.Sha256);
+    }
+
+    [Fact]
     public void WritePage_BeyondLimit_IsRefused_AndTypesAreTracked()
     {
         using var tmp = new TempDirectory();

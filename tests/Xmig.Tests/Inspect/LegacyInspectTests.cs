@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Xmig.Tests.Conversion;
 using Xmig.Tests.Formats.Legacy;
+using Xmig.Tests.Support;
 
 namespace Xmig.Tests.Inspect;
 
@@ -122,6 +123,7 @@ public class LegacyInspectTests
         }
     }
 
+    [Trait("Category", XmigProcess.Category)]
     [Fact]
     public void ChildProcess_VerifyLegacyFromAPipe_DetectsIt()
     {

@@ -6,6 +6,7 @@ using Xmig.Tests.Support;
 
 namespace Xmig.Tests.Restore;
 
+[Trait("Category", XmigProcess.Category)]
 public class SaveRestoreCommandTests
 {
     [Theory]

@@ -2,22 +2,37 @@ using System.Diagnostics;
 
 namespace Xmig.Tests.Support;
 
-/// <summary>The built <c>xmig</c> (Xmig.Cli.dll beside the tests) run as a real child process.</summary>
+/// <summary>
+/// The built <c>xmig</c> run as a real child process: <c>dotnet Xmig.Cli.dll</c> beside the tests, or the executable
+/// named by <c>XMIG_EXE</c> when set (CI points it at the native-AOT build, so a trimming fault cannot hide).
+/// </summary>
 internal static class XmigProcess
 {
+    /// <summary>Trait category of every test that runs <c>xmig</c> as a child process (CI re-runs them natively).</summary>
+    public const string Category = "CliProcess";
+
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "Xmig.Cli.dll");
 
-    /// <summary>Start info for <c>dotnet Xmig.Cli.dll ARGS</c> with stdout and stderr redirected (stdin if asked).</summary>
+    /// <summary>The executable under test when <c>XMIG_EXE</c> names one; null means <c>dotnet Xmig.Cli.dll</c>.</summary>
+    public static string? Executable =>
+        Environment.GetEnvironmentVariable("XMIG_EXE") is { Length: > 0 } exe ? Path.GetFullPath(exe) : null;
+
+    /// <summary>Start info for <c>xmig ARGS</c> with stdout and stderr redirected (stdin if asked).</summary>
     public static ProcessStartInfo StartInfo(bool redirectStdin, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet")
+        var exe = Executable;
+        var start = new ProcessStartInfo(exe ?? "dotnet")
         {
             RedirectStandardInput = redirectStdin,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(Dll);
+        if (exe is null)
+        {
+            start.ArgumentList.Add(Dll);
+        }
+
         foreach (var a in args)
         {
             start.ArgumentList.Add(a);

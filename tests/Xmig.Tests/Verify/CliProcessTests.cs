@@ -3,6 +3,7 @@ using Xmig.Tests.Support;
 
 namespace Xmig.Tests.Verify;
 
+[Trait("Category", XmigProcess.Category)]
 public class CliProcessTests
 {
     private static (int Code, string Out, string Err) RunCli(string[] args, byte[]? stdin = null)
