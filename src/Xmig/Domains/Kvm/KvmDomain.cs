@@ -277,6 +277,9 @@ internal sealed unsafe class KvmDomain : IDomain
 
     public ulong P2mSize => _store.P2mSize;
 
+    /// <summary>A KVM guest's RAM is its one memory slot, fixed at creation.</summary>
+    public ulong MemoryBytes => _store.P2mSize * GuestMemory.PageSize;
+
     public ulong MaxP2mSize => _store.P2mSize;
 
     public void GrowP2m(ulong size)
