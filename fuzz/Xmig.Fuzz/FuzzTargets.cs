@@ -44,7 +44,9 @@ internal static class FuzzTargets
     /// <summary>Bound on a buffered (uncommitted) checkpoint, small enough that the limit itself is reachable.</summary>
     private const long MaxSpool = 8L << 20;
 
-    private static readonly Lazy<string> Scratch = new(CreateScratch);
+    // One spool directory per thread: the replay tests run targets on several threads at once.
+    [ThreadStatic]
+    private static string? _scratch;
 
     public static IReadOnlyDictionary<string, Func<byte[], FuzzOutcome>> All { get; } = new Dictionary<string, Func<byte[], FuzzOutcome>>
     {
@@ -65,10 +67,10 @@ internal static class FuzzTargets
     public static FuzzOutcome Run(string target, byte[] data)
     {
         var outcome = All[target](data);
-        if (Directory.EnumerateFileSystemEntries(Scratch.Value).Any())
+        if (Directory.EnumerateFileSystemEntries(ScratchDirectory).Any())
         {
-            var left = string.Join(", ", Directory.EnumerateFileSystemEntries(Scratch.Value).Select(Path.GetFileName));
-            foreach (var f in Directory.EnumerateFiles(Scratch.Value))
+            var left = string.Join(", ", Directory.EnumerateFileSystemEntries(ScratchDirectory).Select(Path.GetFileName));
+            foreach (var f in Directory.EnumerateFiles(ScratchDirectory))
             {
                 File.Delete(f);
             }
@@ -80,7 +82,7 @@ internal static class FuzzTargets
     }
 
     /// <summary>The spool directory, empty between inputs (on tmpfs when there is one).</summary>
-    public static string ScratchDirectory => Scratch.Value;
+    public static string ScratchDirectory => _scratch ??= CreateScratch();
 
     // ---- legacy reader + THE checkpoint decision ----
 
@@ -112,7 +114,7 @@ internal static class FuzzTargets
             {
                 Mode = CheckpointMode(mode),
                 SilenceTimeout = null,
-                SpoolDirectory = Scratch.Value,
+                SpoolDirectory = ScratchDirectory,
                 MaxBufferedCheckpointBytes = MaxSpool,
                 RefuseTmem = (mode & 0x10) == 0,
             });
@@ -186,7 +188,7 @@ internal static class FuzzTargets
         Format = (mode & 4) != 0 ? V2OutputFormat.Libxl : V2OutputFormat.Libxc,
         Xl = (mode & 8) != 0,
         SkipQemu = (mode & 0x10) != 0,
-        TempDirectory = Scratch.Value,
+        TempDirectory = ScratchDirectory,
     };
 
     // octet 0: bits 0-1 checkpoint mode.
@@ -202,9 +204,14 @@ internal static class FuzzTargets
     }
 
     /// <summary>Restores <paramref name="input"/> into an <see cref="InMemoryDomain"/>.</summary>
-    internal static FuzzOutcome RestoreBytes(Stream input, CheckpointedMode mode, out StreamFormatException? error)
+    internal static FuzzOutcome RestoreBytes(Stream input, CheckpointedMode mode, out StreamFormatException? error, ulong maxGuestBytes = MaxGuestBytes) =>
+        RestoreBytes(input, mode, out error, out _, maxGuestBytes);
+
+    /// <summary>As above, also giving the result of a restore that completed.</summary>
+    internal static FuzzOutcome RestoreBytes(Stream input, CheckpointedMode mode, out StreamFormatException? error, out RestoreResult? result, ulong maxGuestBytes = MaxGuestBytes)
     {
         StreamFormatException? caught = null;
+        RestoreResult? restored = null;
         var outcome = Guard(
             () =>
             {
@@ -213,14 +220,14 @@ internal static class FuzzTargets
                     new RestoreOptions
                     {
                         Checkpointed = mode,
-                        MaxGuestPhysicalBytes = MaxGuestBytes,
-                        SpoolDirectory = Scratch.Value,
+                        MaxGuestPhysicalBytes = maxGuestBytes,
+                        SpoolDirectory = ScratchDirectory,
                         MaxBufferedCheckpointBytes = MaxSpool,
                         LegacySilenceTimeout = null,
                     });
                 try
                 {
-                    engine.Run(input);
+                    restored = engine.Run(input);
                 }
                 finally
                 {
@@ -229,6 +236,7 @@ internal static class FuzzTargets
             },
             e => caught = e);
         error = caught;
+        result = restored;
         return outcome;
     }
 
@@ -308,7 +316,7 @@ internal static class FuzzTargets
     private static string CreateScratch()
     {
         var root = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
-        var dir = Path.Combine(root, $"xmig-fuzz-{Environment.ProcessId}");
+        var dir = Path.Combine(root, $"xmig-fuzz-{Environment.ProcessId}-{Environment.CurrentManagedThreadId}");
         Directory.CreateDirectory(dir);
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
         {

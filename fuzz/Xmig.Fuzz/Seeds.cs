@@ -129,8 +129,11 @@ internal static class Seeds
         return d;
     }
 
-    /// <summary>A three-checkpoint legacy image with compressed later checkpoints (small page deltas).</summary>
-    private static byte[] CompressedLegacy(LegacyGuestType guest)
+    /// <summary>
+    /// A three-checkpoint legacy image with compressed later checkpoints (small page deltas); HVM images carry the
+    /// device-model record unless <paramref name="deviceModel"/> is false.
+    /// </summary>
+    internal static byte[] CompressedLegacy(LegacyGuestType guest, bool deviceModel = true)
     {
         const uint P2m = 16;
         using var ms = new MemoryStream();
@@ -190,6 +193,11 @@ internal static class Seeds
                 else
                 {
                     w.WriteHvmTail(P2m - 3, P2m - 4, P2m - 5, Bytes(300 + cp, 60 + cp));
+                    if (!deviceModel)
+                    {
+                        continue;
+                    }
+
                     var dm = Bytes(64 + cp, 70 + cp);
                     "QEVM"u8.CopyTo(dm);
                     w.WriteDeviceModelRecord(LegacyDeviceModelSignature.DeviceModelRecord0002, dm);
