@@ -110,10 +110,14 @@ campaign() {
   [[ -d "$HERE/Corpora/$target" ]] || corpus "$target"
   mkdir -p "$out"
   echo "== fuzz $target for ${seconds}s"
-  # shellcheck disable=SC2046
-  nice -n 19 timeout --signal=INT "$((seconds + 60))" afl-fuzz -V "$seconds" -i "$HERE/Corpora/$target" -o "$out" \
-    -t "$TIMEOUT_MS" -m none $(dicts "$target") -- $(driver) fuzz "$target" >"$WORK/afl-$target.log" 2>&1 || true
-  local stats="$out/default/fuzzer_stats"
+  local stats="$out/default/fuzzer_stats" try
+  # A dry run on a loaded machine sometimes sees no coverage from the first input (JIT under load); try again once.
+  for try in 1 2; do
+    # shellcheck disable=SC2046
+    nice -n 19 timeout --signal=INT "$((seconds + 60))" afl-fuzz -V "$seconds" -i "$HERE/Corpora/$target" -o "$out" \
+      -t "$TIMEOUT_MS" -m none $(dicts "$target") -- $(driver) fuzz "$target" >"$WORK/afl-$target.log" 2>&1 || true
+    [[ -f "$stats" ]] && break
+  done
   [[ -f "$stats" ]] || { tail -30 "$WORK/afl-$target.log"; die "afl-fuzz did not start for $target"; }
   mkdir -p "$HERE/Crashes/$target"
   local found=0
