@@ -49,6 +49,21 @@ internal static class Differential
         (Disagreement.RestoreTakesVerifyRejects, "reserved field", "restore ignores reserved fields, verify rejects them"),
         (Disagreement.RestoreTakesVerifyRejects, "reserved octets", "restore ignores reserved fields, verify rejects them"),
 
+        // Found by the diff campaign, same family as the one above (for the v2-check unification): verify warns and
+        // passes, restore refuses, on an HVM stream without HVM_CONTEXT and on a stream that carries no memory.
+        (Disagreement.VerifyPassesRestoreRefuses, "HVM stream without HVM_CONTEXT", "verify warns, restore refuses an HVM stream without HVM_CONTEXT"),
+        (Disagreement.VerifyPassesRestoreRefuses, "the stream carries no memory", "verify passes, restore refuses a stream without memory"),
+
+        // Found by the diff campaign, a choice of verify's (StreamVerifier.Libxl, V7): it skips an unknown optional
+        // libxl record with a warning; restore rejects it as libxl does (spec §7 L3). For the v2-check unification.
+        (Disagreement.VerifyPassesRestoreRefuses, "unknown libxl record type", "verify skips unknown optional libxl records, restore (as libxl) rejects them"),
+
+        // Found by the diff campaign: restore is lenient where verify applies verify-stream-v2's stricter checks
+        // (END length, libxl EMULATOR_* emulator_id and padding). For the v2-check unification.
+        (Disagreement.RestoreTakesVerifyRejects, "(must be 0)", "restore ignores a non-empty END body, verify rejects it"),
+        (Disagreement.RestoreTakesVerifyRejects, "emulator_id", "restore ignores the libxl emulator_id, verify checks it"),
+        (Disagreement.RestoreTakesVerifyRejects, "non-zero padding", "restore ignores record padding, verify checks it"),
+
         // Found by this check, NOT fixed here (for the v2-check unification): restore refuses an HVM_PARAMS index
         // >= 64 as Xen's xc_hvm_param_set does; verify (like verify-stream-v2) does not look at the indices.
         (Disagreement.VerifyPassesRestoreRefuses, "is not a valid HVM parameter", "restore refuses HVM param index >= 64, verify does not check it"),
