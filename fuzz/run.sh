@@ -111,6 +111,8 @@ campaign() {
   mkdir -p "$out"
   echo "== fuzz $target for ${seconds}s"
   local stats="$out/default/fuzzer_stats" try
+  local scratch; scratch="$(mktemp -d "$([[ -d /dev/shm ]] && echo /dev/shm || echo "${TMPDIR:-/tmp}")/xmig-fuzz-$target.XXXXXX")"
+  export XMIG_FUZZ_SCRATCH="$scratch"
   # A dry run on a loaded machine sometimes sees no coverage from the first input (JIT under load); try again once.
   for try in 1 2; do
     # shellcheck disable=SC2046
@@ -118,6 +120,7 @@ campaign() {
       -t "$TIMEOUT_MS" -m none $(dicts "$target") -- $(driver) fuzz "$target" >"$WORK/afl-$target.log" 2>&1 || true
     [[ -f "$stats" ]] && break
   done
+  rm -rf "$scratch"
   [[ -f "$stats" ]] || { tail -30 "$WORK/afl-$target.log"; die "afl-fuzz did not start for $target"; }
   mkdir -p "$HERE/Crashes/$target"
   local found=0

@@ -315,7 +315,11 @@ internal static class FuzzTargets
 
     private static string CreateScratch()
     {
-        var root = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
+        // fuzz/run.sh names a directory per campaign and removes it afterwards (afl kills the target, so
+        // ProcessExit does not always run).
+        var root = Environment.GetEnvironmentVariable("XMIG_FUZZ_SCRATCH") is { Length: > 0 } given
+            ? given
+            : Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
         var dir = Path.Combine(root, $"xmig-fuzz-{Environment.ProcessId}-{Environment.CurrentManagedThreadId}");
         Directory.CreateDirectory(dir);
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
