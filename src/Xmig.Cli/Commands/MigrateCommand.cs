@@ -107,10 +107,23 @@ internal static class MigrateCommand
                 }
                 else
                 {
-                    using var socket = ChannelEndpoint.Connect(host, port, TimeSpan.FromSeconds(30));
-                    using var network = new System.Net.Sockets.NetworkStream(socket, ownsSocket: false);
-                    using var channel = new XlMigrationChannel(network, network, XlChannelRole.Sender);
-                    result = sender.Run(channel);
+                    System.Net.Sockets.Socket socket;
+                    try
+                    {
+                        socket = ChannelEndpoint.Connect(host, port, TimeSpan.FromSeconds(30));
+                    }
+                    catch (IOException e)
+                    {
+                        result = new MigrationSendResult { Error = e.Message, FailedAt = "connect", Source = SourceState.Running, SourceDirectory = domain.Directory };
+                        return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json));
+                    }
+
+                    using (socket)
+                    using (var network = new System.Net.Sockets.NetworkStream(socket, ownsSocket: false))
+                    using (var channel = new XlMigrationChannel(network, network, XlChannelRole.Sender))
+                    {
+                        result = sender.Run(channel);
+                    }
                 }
             }
             finally

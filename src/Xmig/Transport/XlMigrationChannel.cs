@@ -148,9 +148,10 @@ internal sealed class XlMigrationChannel : IDisposable
             {
                 // Show what arrived, with whatever else is already here (never wait for more).
                 var extra = Input.Buffered;
-                var shown = new byte[Math.Min(48, n + 1 + extra.Length)];
-                got[..(n + 1)].CopyTo(shown);
-                extra[..(shown.Length - n - 1)].CopyTo(shown.AsSpan(n + 1));
+                var shown = new byte[Math.Min(64, n + 1 + extra.Length)];
+                var head = Math.Min(shown.Length, n + 1);
+                got[..head].CopyTo(shown);
+                extra[..(shown.Length - head)].CopyTo(shown.AsSpan(head));
                 throw new XlChannelException(Invariant(
                     $"xl migration channel: expected {what} from the {_peer} at offset {offset}, got \"{Printable(shown)}\" (differs at offset {offset + n})"));
             }
