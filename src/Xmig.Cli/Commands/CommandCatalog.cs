@@ -14,5 +14,7 @@ internal static class CommandCatalog
         yield return ConvertCommand.Create(ctx);
         yield return SaveCommand.Create(ctx);
         yield return RestoreCommand.Create(ctx);
+        yield return MigrateCommand.Create(ctx);
+        yield return MigrateReceiveCommand.Create(ctx);
     }
 }

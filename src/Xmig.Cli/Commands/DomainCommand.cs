@@ -17,6 +17,7 @@ internal static class DomainCommand
         var command = new Command("domain", "Create simulated domains and digest their memory.");
         command.Subcommands.Add(CreateCreate(ctx));
         command.Subcommands.Add(CreateDigest(ctx));
+        DomainRunCommand.AddTo(command, ctx);
         return command;
     }
 

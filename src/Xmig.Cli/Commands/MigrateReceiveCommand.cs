@@ -1,0 +1,125 @@
+using System.CommandLine;
+using System.Globalization;
+using Xmig.Domains;
+using Xmig.Hosting;
+using Xmig.Migration;
+using Xmig.Restore;
+using Xmig.Transport;
+
+namespace Xmig.Cli.Commands;
+
+/// <summary>
+/// <c>xmig migrate-receive [--listen ADDR:PORT] --into DIR [--run] [--checkpointed auto|no|yes]</c>: receives one
+/// migration over xl's channel (as <c>xl migrate-receive</c>), from a TCP connection on exactly ADDR:PORT or on
+/// standard input/output. The stream kind is detected. Without <c>--run</c> the domain is persisted paused; with it
+/// this process hosts it as <c>xmig domain run</c> does.
+/// </summary>
+internal static class MigrateReceiveCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var listen = new Option<string?>("--listen", "-l") { Description = "ADDR:PORT to listen on (only that address; port 0 picks one, printed on stderr). Without it: standard input/output." };
+        var into = new Option<string>("--into") { Description = "Directory to create for the received domain (must not exist, or be empty).", Required = true };
+        var run = new Option<bool>("--run") { Description = "Host the received domain (as 'xmig domain run') instead of persisting it paused." };
+        var workload = new Option<string>("--workload") { Description = "With --run: the guest's workload.", DefaultValueFactory = _ => "idle" };
+        var checkpointed = new Option<string>("--checkpointed") { Description = "auto (default), no (Xen's fix), yes (Xen's checkpointed receiver).", DefaultValueFactory = _ => "auto" };
+        checkpointed.AcceptOnlyFromAmong("auto", "no", "yes");
+        var maxMemory = new Option<string>("--max-memory") { Description = "Bound on guest-physical space.", DefaultValueFactory = _ => "32GiB" };
+        var timeout = new Option<int>("--accept-timeout") { Description = "Seconds to wait for the sender to connect.", DefaultValueFactory = _ => 300 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON document (status, stream kind, sender generation, the destination's memory_sha256)." };
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
+        var command = new Command("migrate-receive", "Receive one live migration over xl's migration channel (as 'xl migrate-receive').")
+        {
+            listen, into, run, workload, checkpointed, maxMemory, timeout, json, verbose,
+        };
+        command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
+        {
+            var target = parse.GetValue(into)!;
+            var address = parse.GetValue(listen);
+            if (address is null && parse.GetValue(json))
+            {
+                return EngineCommand.Usage(ctx, "--json needs --listen (standard output carries the channel)");
+            }
+
+            if (!WorkloadSpec.TryParse(parse.GetValue(workload), out var spec, out var problem))
+            {
+                return EngineCommand.Usage(ctx, problem);
+            }
+
+            if (!ByteSize.TryParse(parse.GetValue(maxMemory), out var bound))
+            {
+                return EngineCommand.Usage(ctx, $"--max-memory \"{parse.GetValue(maxMemory)}\" is not a size");
+            }
+
+            var options = new MigrationReceiveOptions
+            {
+                Checkpointed = parse.GetValue(checkpointed) switch
+                {
+                    "no" => CheckpointedMode.No,
+                    "yes" => CheckpointedMode.Yes,
+                    _ => CheckpointedMode.Auto,
+                },
+                MaxGuestPhysicalBytes = bound,
+            };
+            var receiver = new MigrationReceiver(options, line => ctx.Error.WriteLine(line));
+            DomainHost? hosted = null;
+            Action<SimulatedDomain>? start = parse.GetValue(run)
+                ? domain =>
+                {
+                    hosted = new DomainHost(domain, spec, 1, line => ctx.Error.WriteLine(line));
+                    hosted.Start();
+                }
+            : null;
+
+            MigrationReceiveResult result;
+            if (address is null)
+            {
+                using var channel = new XlMigrationChannel(Xmig.IO.PipeTuning.OpenStandardInput(), Xmig.IO.PipeTuning.OpenStandardOutput(), XlChannelRole.Receiver);
+                result = receiver.Run(channel, target, start);
+            }
+            else
+            {
+                if (!ChannelEndpoint.TryParse(address, out var host, out var port, out problem))
+                {
+                    return EngineCommand.Usage(ctx, problem);
+                }
+
+                // Refuse a directory in the way before anyone connects.
+                DomainDirectory.Discard(DomainDirectory.CreateWorkingDirectory(target));
+                using var socket = ChannelEndpoint.AcceptOne(host, port,
+                    bound => ctx.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"migration target: listening on {bound}")),
+                    TimeSpan.FromSeconds(parse.GetValue(timeout)));
+                using var network = new System.Net.Sockets.NetworkStream(socket, ownsSocket: false);
+                using var channel = new XlMigrationChannel(network, network, XlChannelRole.Receiver);
+                result = receiver.Run(channel, target, start);
+            }
+
+            if (parse.GetValue(json))
+            {
+                ctx.Out.WriteLine(MigrationReceiveReport.From(result).ToJson());
+                ctx.Out.Flush();
+            }
+            else if (result.Completed)
+            {
+                ctx.Error.WriteLine($"migration target: received {result.StreamKind} stream from {result.SenderGeneration} into {result.Directory}: {result.Digest}");
+            }
+
+            if (!result.Completed)
+            {
+                ctx.Error.WriteLine($"xmig: error: {result.Error}");
+                return ExitCode.UsageOrIo;
+            }
+
+            if (hosted is { } h)
+            {
+                using (h)
+                {
+                    return DomainRunCommand.RunUntilExit(ctx, h);
+                }
+            }
+
+            return ExitCode.Ok;
+        }));
+        return command;
+    }
+}

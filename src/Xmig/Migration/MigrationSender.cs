@@ -1,0 +1,230 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Xmig.Domains;
+using Xmig.Formats.Xl;
+using Xmig.Save;
+using Xmig.Transport;
+
+namespace Xmig.Migration;
+
+/// <summary>
+/// The sending end of a live migration, as <c>xl migrate</c> (Xen <c>tools/xl/xl_migrate.c</c>,
+/// legacy-stream.md §3.2): wait for the banner, send the xl header, config and stream while the guest runs
+/// (pre-copy through <see cref="SaveEngine"/>), wait for "ready to unpause", rename the source away, give GO,
+/// and read the receiver's report.
+/// </summary>
+/// <remarks>
+/// <para>Before GO, any failure resumes the source: unpaused, log-dirty off, its directory unchanged (xl's
+/// <c>failed_resume</c>). After GO a failure to read the report leaves it paused and renamed, and says so (xl's
+/// <c>failed_badly</c>: two copies must never run). A non-zero status followed by the receiver's permission
+/// renames the source back and resumes it (the resume path).</para>
+/// <para>On the channel the xl header is always sent (message 2 is "xl header + config + stream"): the save
+/// engine writes it for <c>--stream xl</c>; for the other kinds this class writes it in front of the payload, as the
+/// xl of that generation did (legacy: pre-JSON flags and an xl config text; libxl: STREAMv2; libxc: a v2 image that
+/// xmig and <c>verify-stream-v2</c> accept behind a header without STREAMv2).</para>
+/// </remarks>
+internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptions options, Action<string>? log = null)
+{
+    /// <summary>The suffix xl gives the old domain between GO and its destruction.</summary>
+    public const string MigratedAwaySuffix = "--migratedaway";
+
+    public MigrationSendResult Run(XlMigrationChannel channel)
+    {
+        ArgumentNullException.ThrowIfNull(channel);
+        var clock = Stopwatch.StartNew();
+        var directory = domain.Directory;
+        var away = directory.TrimEnd(Path.DirectorySeparatorChar) + MigratedAwaySuffix;
+        var output = new CountingWriteStream(channel.Output);
+        double? setupMs = null;
+        double? pausedMs = null;
+        double? downtimeMs = null;
+        SaveResult? save = null;
+        Task<MemoryDigestResult>? digest = null;
+        var step = "setup";
+
+        MigrationSendResult Result(bool completed, SourceState source, string? error, byte? status = null) => new()
+        {
+            Completed = completed,
+            Error = error,
+            FailedAt = completed ? null : step,
+            Source = source,
+            SourceDirectory = domain.Directory,
+            TotalTimeMs = clock.Elapsed.TotalMilliseconds,
+            SetupTimeMs = setupMs ?? clock.Elapsed.TotalMilliseconds,
+            DowntimeMs = downtimeMs,
+            Transferred = output.Written,
+            PagesSent = save?.PagesSent ?? 0,
+            Iterations = save?.Iterations ?? 0,
+            FinalDirtyPages = save?.FinalDirtyPages ?? 0,
+            DestinationStatus = status,
+            SourceDigest = digest is { IsCompletedSuccessfully: true } ? digest.Result.Sha256 : null,
+            SourcePages = digest is { IsCompletedSuccessfully: true } ? digest.Result.Pages : 0,
+        };
+
+        // ---- before GO: every failure resumes the source where it was ----
+        try
+        {
+            if (Directory.Exists(away) || File.Exists(away))
+            {
+                throw new IOException($"{away} exists: the source cannot be renamed away after the migration; remove it first");
+            }
+
+            step = "banner";
+            channel.ExpectBanner(options.BannerTimeout);
+
+            step = "stream";
+            var save0 = options.Save with { Checkpoints = 0, Live = true };
+            if (save0.Kind != SaveStreamKind.Xl)
+            {
+                WriteXlHeader(output, save0);
+            }
+
+            using (var engine = new SaveEngine(domain, output, save0))
+            {
+                engine.PhaseChanged = (phase, _) =>
+                {
+                    if (phase == SavePhase.Iteration && setupMs is null)
+                    {
+                        setupMs = clock.Elapsed.TotalMilliseconds;
+                    }
+                    else if (phase == SavePhase.StopAndCopy && pausedMs is null)
+                    {
+                        pausedMs = clock.Elapsed.TotalMilliseconds;
+                    }
+                };
+                save = engine.Run();
+            }
+
+            output.Flush();
+            if (options.Digest)
+            {
+                // The guest is paused: this is the source's image at pause, computed while the receiver completes.
+                digest = Task.Run(() => MemoryDigest.Compute(domain));
+            }
+
+            step = "ready";
+            channel.ExpectReady(options.ReadyTimeout);
+            downtimeMs = clock.Elapsed.TotalMilliseconds - (pausedMs ?? clock.Elapsed.TotalMilliseconds);
+            log?.Invoke("migration sender: Target has acknowledged transfer.");
+
+            // xl renames the old domain away before it lets the target take the name.
+            step = "rename";
+            Directory.Move(directory, away);
+            domain.Relocate(away);
+        }
+        catch (Exception e)
+        {
+            Resume();
+            digest?.Wait();
+            log?.Invoke("migration sender: Migration failed, resuming at sender.");
+            return Result(false, SourceState.Running, Describe(step, e));
+        }
+
+        digest?.Wait();
+
+        // ---- the point of no return ----
+        log?.Invoke("migration sender: Giving target permission to start.");
+        byte status;
+        try
+        {
+            step = "report";
+            channel.SendPermissionToGo();
+            status = channel.ReadReport(options.ReportTimeout);
+        }
+        catch (Exception e)
+        {
+            return Result(false, SourceState.Undefined,
+                $"migration failed during the final handshake: {e.Message}. The domain's state is now undefined: check both ends "
+                + $"for a running copy before resuming at most one (the source is paused, at {away})");
+        }
+
+        if (status != 0)
+        {
+            log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"migration sender: Target reports startup failure (status code {status})."));
+            try
+            {
+                step = "resume";
+                channel.ExpectPermissionToResume(options.ReportTimeout);
+            }
+            catch (Exception e)
+            {
+                return Result(false, SourceState.Undefined,
+                    $"the target reported a startup failure (status {status}) but not that it destroyed its copy: {e.Message}. "
+                    + $"The domain's state is now undefined (the source is paused, at {away})", status);
+            }
+
+            log?.Invoke("migration sender: Trying to resume at our end.");
+            Directory.Move(away, directory);
+            domain.Relocate(directory);
+            Resume();
+            return Result(false, SourceState.Running, string.Create(CultureInfo.InvariantCulture,
+                $"migration failed due to problems at the target (status {status}); the source was resumed"), status);
+        }
+
+        log?.Invoke("migration sender: Target reports successful startup.");
+        domain.StopWorkload();
+        return Result(true, SourceState.MigratedAway, null, status);
+    }
+
+    /// <summary>The source runs again as before the migration: unpaused, log-dirty off.</summary>
+    private void Resume()
+    {
+        if (domain.LogDirty)
+        {
+            domain.DisableLogDirty();
+        }
+
+        if (domain.IsPaused)
+        {
+            domain.Unpause();
+        }
+    }
+
+    private static string Describe(string step, Exception e) => e switch
+    {
+        XlChannelException => e.Message,
+        _ when step == "stream" => $"while sending the stream: {e.Message}",
+        _ => e.Message,
+    };
+
+    /// <summary>xl's message 2 preamble for the kinds whose save does not write it (legacy §3.1, v2 §5).</summary>
+    private void WriteXlHeader(Stream output, SaveOptions save)
+    {
+        var legacy = save.Kind is SaveStreamKind.Legacy40 or SaveStreamKind.Legacy41;
+        var flags = save.Kind switch
+        {
+            SaveStreamKind.Libxl => XlMandatoryFlags.Json | XlMandatoryFlags.StreamV2,
+            SaveStreamKind.Libxc => XlMandatoryFlags.Json,
+            _ => XlMandatoryFlags.None, // xl ≤ 4.4: the user's config text, no flags
+        };
+        var config = legacy ? XlConfigText(save) : XlConfigJson(save);
+        var block = XlHeader.BuildConfigBlock(config);
+        Span<byte> header = stackalloc byte[XlHeader.Size];
+        XlHeader.Create(flags, (uint)block.Length).Write(header);
+        output.Write(header);
+        output.Write(block);
+    }
+
+    private byte[] XlConfigText(SaveOptions save)
+    {
+        var text = new StringBuilder();
+        text.Append(CultureInfo.InvariantCulture, $"name = \"{save.DomainName}\"\n");
+        if (domain.GuestType == GuestType.Hvm)
+        {
+            text.Append("builder = \"hvm\"\n");
+        }
+
+        text.Append(CultureInfo.InvariantCulture, $"memory = {Math.Max(1UL, domain.MemoryBytes >> 20)}\n");
+        text.Append(CultureInfo.InvariantCulture, $"vcpus = {domain.MaxVcpuId + 1}\n");
+        return Encoding.ASCII.GetBytes(text.ToString());
+    }
+
+    private byte[] XlConfigJson(SaveOptions save)
+    {
+        var type = domain.GuestType == GuestType.Hvm ? "hvm" : "pv";
+        var json = string.Create(CultureInfo.InvariantCulture,
+            $"{{\"c_info\":{{\"type\":\"{type}\",\"name\":\"{save.DomainName}\"}},\"b_info\":{{\"max_vcpus\":{domain.MaxVcpuId + 1},\"max_memkb\":{domain.MemoryBytes / 1024}}}}}\0");
+        return Encoding.ASCII.GetBytes(json);
+    }
+}
