@@ -90,7 +90,7 @@ internal sealed class MigrationReceiver(MigrationReceiveOptions options, Action<
                     Checkpointed = checkpointed,
                     MaxGuestPhysicalBytes = options.MaxGuestPhysicalBytes,
                     SpoolDirectory = working,
-                    LegacySilenceTimeout = options.Heartbeat,
+                    Heartbeat = options.Heartbeat,
                 });
             try
             {

@@ -82,13 +82,13 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
 
             using (var engine = new SaveEngine(domain, output, save0))
             {
-                engine.PhaseChanged = (phase, _) =>
+                engine.Progress = progress =>
                 {
-                    if (phase == SavePhase.Iteration && setupMs is null)
+                    if (progress.Phase == SavePhase.Iteration && setupMs is null)
                     {
                         setupMs = clock.Elapsed.TotalMilliseconds;
                     }
-                    else if (phase == SavePhase.StopAndCopy && pausedMs is null)
+                    else if (progress.Phase == SavePhase.StopAndCopy && pausedMs is null)
                     {
                         pausedMs = clock.Elapsed.TotalMilliseconds;
                     }
