@@ -2,7 +2,6 @@ using Xmig.Domains;
 using Xmig.Formats;
 using Xmig.Formats.Libxc;
 using Xmig.Formats.Libxl;
-using DomainPageType = Xmig.Domains.PageType;
 
 namespace Xmig.Restore;
 
@@ -447,7 +446,7 @@ internal sealed partial class RestoreEngine
                 throw reader.Error(Invariant($"entry {i}: {problem}"));
             }
 
-            var type = (DomainPageType)view.Type(i);
+            var type = (PageType)view.Type(i);
             _state.WritePage(pfn, type, type.HasData() ? view.Page(page++) : default);
         }
     }

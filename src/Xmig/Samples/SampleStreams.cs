@@ -208,7 +208,7 @@ public static class SampleStreams
         if (checkpoint == 0)
         {
             // One batch of data-less entries: an invalid (ballooned) pfn, a broken one, an allocate-only one.
-            w.WritePageData([PageTypes.Encode(maxPfn, PageType.Xtab), PageTypes.Encode(maxPfn - 1, PageType.Broken), PageTypes.Encode(maxPfn - 2, PageType.Xalloc)], default);
+            w.WritePageData([PageTypes.Encode(maxPfn, PageType.XTab), PageTypes.Encode(maxPfn - 1, PageType.Broken), PageTypes.Encode(maxPfn - 2, PageType.XAlloc)], default);
         }
     }
 
@@ -216,7 +216,7 @@ public static class SampleStreams
     {
         if (hvm)
         {
-            return PageType.Notab;
+            return PageType.NoTab;
         }
 
         return (pfn % 64) switch
@@ -225,7 +225,7 @@ public static class SampleStreams
             2 => PageType.L2Tab,
             3 => PageType.L3Tab,
             4 => PageType.L4TabPinned,
-            _ => PageType.Notab,
+            _ => PageType.NoTab,
         };
     }
 

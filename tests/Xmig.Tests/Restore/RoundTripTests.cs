@@ -82,8 +82,8 @@ public class RoundTripTests
                     }
                 }
 
-                var a = new Xmig.Domains.PageType[source.P2mSize];
-                var b = new Xmig.Domains.PageType[source.P2mSize];
+                var a = new PageType[source.P2mSize];
+                var b = new PageType[source.P2mSize];
                 source.GetPageTypes(0, a);
                 domain.GetPageTypes(0, b);
                 Assert.Equal(a, b);

@@ -106,7 +106,7 @@ internal static class MalformedStreams
         Add("libxc-v3-without-static-data-end", "auto", noSde, At(Items(noSde), "PAGE_DATA"), "no STATIC_DATA_END");
         var twice = Libxc(DomainType.X86Pv, w => w.WriteX86PvInfo(new X86PvInfo(8, 4)));
         Add("libxc-pv-info-repeated", "auto", twice, At(Items(twice), "X86_PV_INFO", 1), "X86_PV_INFO repeated");
-        var beyond = Libxc(DomainType.X86Pv, w => w.WritePageData([PageTypes.Encode(64, PageType.Notab)], new byte[4096]));
+        var beyond = Libxc(DomainType.X86Pv, w => w.WritePageData([PageTypes.Encode(64, PageType.NoTab)], new byte[4096]));
         Add("libxc-pv-pfn-beyond-p2m", "auto", beyond, At(Items(beyond), "PAGE_DATA", 1), "exceeds max pfn 0x3F");
         var toolstack = Libxc(DomainType.X86Hvm, w => w.WriteToolstack([1]));
         Add("libxc-toolstack", "auto", toolstack, At(Items(toolstack), "TOOLSTACK"), "deprecated");
@@ -153,7 +153,7 @@ internal static class MalformedStreams
                 w.WriteX86PvP2mFrames(0, 63, [0]);
             }
 
-            w.WritePageData([PageTypes.Encode(0, PageType.Notab)], new byte[4096]);
+            w.WritePageData([PageTypes.Encode(0, PageType.NoTab)], new byte[4096]);
             body(w);
             if (guest == DomainType.X86Pv)
             {
