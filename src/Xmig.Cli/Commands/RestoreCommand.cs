@@ -65,7 +65,7 @@ internal static class RestoreCommand
                 },
                 MaxGuestPhysicalBytes = max,
                 LegacyWidth = parse.GetValue(width),
-                LegacyGuestType = parse.GetValue(guest) switch
+                GuestType = parse.GetValue(guest) switch
                 {
                     "pv" => GuestType.Pv,
                     "hvm" => GuestType.Hvm,

@@ -52,7 +52,7 @@ internal sealed partial class RestoreEngine
                         sender = header.XenMajor == 0
                             ? Invariant($"legacy-converter-{header.XenMinor}")
                             : Invariant($"xen-{header.XenMajor}.{header.XenMinor}");
-                        _state.SetGuestType(ToGuestType(header.DomainType));
+                        _state.SetGuestType(ToGuestType(header.GuestType));
                         break;
                     case V2Item.LibxcRecord:
                         var libxc = walker.Libxc!;

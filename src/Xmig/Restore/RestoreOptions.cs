@@ -27,7 +27,7 @@ internal sealed record RestoreOptions
     public int? LegacyWidth { get; init; }
 
     /// <summary>Legacy input: the guest type; null detects it (legacy streams do not say).</summary>
-    public GuestType? LegacyGuestType { get; init; }
+    public GuestType? GuestType { get; init; }
 
     /// <summary>
     /// Bound on every wait for input after the first complete checkpoint, v2 and legacy, pipes and sockets (Xen's

@@ -12,7 +12,7 @@ public sealed record SampleStreamOptions
     /// <summary>Outermost layer: <see cref="StreamKind.Xl"/>, <see cref="StreamKind.Libxl"/> or <see cref="StreamKind.Libxc"/>.</summary>
     public StreamKind Kind { get; init; } = StreamKind.Libxl;
 
-    public DomainType Guest { get; init; } = DomainType.X86Hvm;
+    public GuestType Guest { get; init; } = GuestType.Hvm;
 
     /// <summary>Guest pages sent (in batches of up to 1024).</summary>
     public long Pages { get; init; } = 64;
@@ -62,7 +62,7 @@ public static class SampleStreams
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(options);
-        var hvm = options.Guest == DomainType.X86Hvm;
+        var hvm = options.Guest == GuestType.Hvm;
         if (options.Kind == StreamKind.Xl)
         {
             var config = hvm ? "{\"c_info\":{\"type\":\"hvm\",\"name\":\"sample\"}}\0"u8 : "{\"c_info\":{\"type\":\"pv\",\"name\":\"sample\"}}\0"u8;
@@ -96,7 +96,7 @@ public static class SampleStreams
 
     private static void WriteLibxc(LibxcWriter w, LibxlWriter? libxl, SampleStreamOptions o)
     {
-        var hvm = o.Guest == DomainType.X86Hvm;
+        var hvm = o.Guest == GuestType.Hvm;
         w.WriteImageHeader();
         w.WriteDomainHeader(DomainHeader.Create(o.Guest, 4, 22));
         if (!hvm)

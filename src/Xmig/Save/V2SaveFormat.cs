@@ -48,7 +48,7 @@ internal sealed class V2SaveFormat(IDomain domain, OutputBuffer output, SaveOpti
 
         var libxc = _libxc;
         libxc.WriteImageHeader();
-        libxc.WriteDomainHeader(DomainHeader.Create(Hvm ? DomainType.X86Hvm : DomainType.X86Pv, Options.XenMajor, Options.XenMinor));
+        libxc.WriteDomainHeader(DomainHeader.Create(Hvm ? GuestType.Hvm : GuestType.Pv, Options.XenMajor, Options.XenMinor));
         if (!Hvm)
         {
             var width = (byte)Domain.GuestWidth;

@@ -98,7 +98,7 @@ public class RestoreEngineTests
         var options = new SampleStreamOptions
         {
             Kind = kind == "xl" ? StreamKind.Xl : kind == "libxl" ? StreamKind.Libxl : StreamKind.Libxc,
-            Guest = guest == "pv" ? DomainType.X86Pv : DomainType.X86Hvm,
+            Guest = guest == "pv" ? GuestType.Pv : GuestType.Hvm,
             Pages = 100,
             Checkpoints = checkpoints,
             Colo = colo,
@@ -135,7 +135,7 @@ public class RestoreEngineTests
         var bytes = Build(w =>
         {
             w.WriteImageHeader();
-            w.WriteDomainHeader(DomainHeader.Create(DomainType.X86Hvm, 4, 22));
+            w.WriteDomainHeader(DomainHeader.Create(GuestType.Hvm, 4, 22));
             w.WriteStaticDataEnd();
             w.WritePageData([PageTypes.Encode(0x100000, PageType.NoTab)], new byte[4096]);
             return 0;
@@ -275,7 +275,7 @@ public class RestoreEngineTests
     private static void WritePvBody(LibxcWriter w)
     {
         w.WriteImageHeader();
-        w.WriteDomainHeader(DomainHeader.Create(DomainType.X86Pv, 4, 22));
+        w.WriteDomainHeader(DomainHeader.Create(GuestType.Pv, 4, 22));
         w.WriteX86PvInfo(new X86PvInfo(8, 4));
         w.WriteStaticDataEnd();
         w.WriteX86PvP2mFrames(0, 15, [5]);

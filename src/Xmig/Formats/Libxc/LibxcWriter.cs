@@ -7,7 +7,7 @@ namespace Xmig.Formats.Libxc;
 //   using var output = new OutputBuffer(stream);
 //   var writer = new LibxcWriter(output);              // or LibxlWriter.BeginLibxcContext() when embedded
 //   writer.WriteImageHeader();                         // version 3, little-endian
-//   writer.WriteDomainHeader(DomainHeader.Create(DomainType.X86Hvm, 4, 22));
+//   writer.WriteDomainHeader(DomainHeader.Create(GuestType.Hvm, 4, 22));
 //   writer.WriteStaticDataEnd();
 //   writer.BeginPageData(entries);                     // pfn entries (PageTypes.Encode); N computed from types
 //   foreach (var page in dataPages) writer.AddPage(page);   // exactly N pages of 4096 octets

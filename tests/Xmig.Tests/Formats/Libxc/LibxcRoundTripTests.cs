@@ -12,7 +12,7 @@ public class LibxcRoundTripTests
         {
             var w = new LibxcWriter(output);
             w.WriteImageHeader();
-            w.WriteDomainHeader(DomainHeader.Create(DomainType.X86Pv, 4, 22));
+            w.WriteDomainHeader(DomainHeader.Create(GuestType.Pv, 4, 22));
             body(w);
             w.WriteEnd();
             output.Flush();
@@ -45,10 +45,10 @@ public class LibxcRoundTripTests
     public void DomainHeader_WritesSpecExampleBytes()
     {
         Span<byte> b = stackalloc byte[DomainHeader.Size];
-        DomainHeader.Create(DomainType.X86Hvm, 4, 22).Write(b);
+        DomainHeader.Create(GuestType.Hvm, 4, 22).Write(b);
         Assert.Equal(Convert.FromHexString("020000000C000000040000001600000000"[..32]), b.ToArray());
         var h = DomainHeader.Read(b);
-        Assert.Equal(DomainType.X86Hvm, h.DomainType);
+        Assert.Equal(GuestType.Hvm, h.GuestType);
         Assert.Equal(22u, h.XenMinor);
     }
 
@@ -291,7 +291,7 @@ public class LibxcRoundTripTests
         output.Write([1, 2, 3]);
         var w = new LibxcWriter(output);
         w.WriteImageHeader();
-        w.WriteDomainHeader(DomainHeader.Create(DomainType.X86Hvm, 4, 22));
+        w.WriteDomainHeader(DomainHeader.Create(GuestType.Hvm, 4, 22));
         w.WriteHvmContext([1]);
         w.WriteEnd();
         output.Flush();
