@@ -39,7 +39,7 @@ internal static class RestoreCommand
         };
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
         {
-            if (!ByteSize.TryParse(parse.GetValue(maxMemory), out var max) || max < GuestMemory.PageSize)
+            if (!ByteSize.TryParse(parse.GetValue(maxMemory), out var max) || max < GuestPage.Size)
             {
                 return EngineCommand.Usage(ctx, $"--max-memory \"{parse.GetValue(maxMemory)}\" is not a size");
             }

@@ -57,3 +57,13 @@ public static class PageTypeExtensions
     /// <summary>True for page-table types, pinned or not.</summary>
     public static bool IsPageTable(this PageType type) => type.HasData() && type != PageType.NoTab;
 }
+
+/// <summary>The guest frame every stream generation and backend uses: 4 KiB x86 pages (v2-stream.md §3.5.2, legacy-stream.md §5.2).</summary>
+public static class GuestPage
+{
+    /// <summary>Octets in one guest frame.</summary>
+    public const int Size = 4096;
+
+    /// <summary>log2 of <see cref="Size"/>.</summary>
+    public const int Shift = 12;
+}

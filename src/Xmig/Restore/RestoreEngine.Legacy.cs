@@ -114,7 +114,7 @@ internal sealed partial class RestoreEngine
                 }
 
                 var type = LegacyPfnEntry.Type(e);
-                var data = LegacyPfnEntry.HasData(e) ? pages.Slice(page++ * GuestMemory.PageSize, GuestMemory.PageSize) : default;
+                var data = LegacyPfnEntry.HasData(e) ? pages.Slice(page++ * GuestPage.Size, GuestPage.Size) : default;
                 if (LegacyPfnEntry.IsUndefined(type))
                 {
                     throw Error("page batch", $"entry {i}: bogus page type 0x{(byte)type:X}");

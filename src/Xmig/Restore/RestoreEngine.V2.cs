@@ -344,7 +344,7 @@ internal sealed partial class RestoreEngine
                 break;
             case RecordType.SharedInfo:
                 RequirePvInfo(reader);
-                if (header.Length != GuestMemory.PageSize)
+                if (header.Length != GuestPage.Size)
                 {
                     throw reader.Error(Invariant($"length {header.Length} is not 4096"));
                 }

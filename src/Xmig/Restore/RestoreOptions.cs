@@ -42,7 +42,7 @@ internal sealed record RestoreOptions
     /// <summary>What the backend's domains can hold (<see cref="Domains.IDomainBackend.Limits"/>); <see cref="DomainRestore"/> sets it.</summary>
     public Domains.DomainLimits Limits { get; init; } = Domains.DomainLimits.Xen;
 
-    internal ulong MaxP2mSize => Math.Min(Limits.MaxP2mSize, MaxGuestPhysicalBytes / Domains.GuestMemory.PageSize);
+    internal ulong MaxP2mSize => Math.Min(Limits.MaxP2mSize, MaxGuestPhysicalBytes / GuestPage.Size);
 
     internal long SpoolLimit => MaxBufferedCheckpointBytes > 0 ? MaxBufferedCheckpointBytes : (long)Math.Min((ulong)long.MaxValue / 4, MaxGuestPhysicalBytes) * 2;
 }

@@ -175,12 +175,12 @@ public static class SampleStreams
         }
     }
 
-    private static readonly byte[] SharedInfoPage = new byte[PageData.PageSize];
+    private static readonly byte[] SharedInfoPage = new byte[GuestPage.Size];
 
     private static void WritePages(LibxcWriter w, bool hvm, long pages, uint maxPfn, int checkpoint)
     {
         Span<ulong> entries = stackalloc ulong[PageData.MaxCount];
-        Span<byte> page = stackalloc byte[PageData.PageSize];
+        Span<byte> page = stackalloc byte[GuestPage.Size];
         long pfn = 0;
         while (pfn < pages)
         {

@@ -127,7 +127,7 @@ public sealed partial class StreamVerifier
             case RecordType.SharedInfo:
                 RequireGuest(r, GuestType.Pv);
                 RequirePvInfo(r);
-                if (h.Length != PageData.PageSize)
+                if (h.Length != GuestPage.Size)
                 {
                     throw r.Error(Invariant($"length {h.Length} is not 4096"));
                 }
