@@ -23,7 +23,7 @@ internal static class BenchData
         SampleStreams.Write(file, new SampleStreamOptions
         {
             Kind = StreamKind.Libxl,
-            Guest = DomainType.X86Hvm,
+            Guest = GuestType.Hvm,
             Pages = bytes / 4096,
         });
     });
@@ -38,7 +38,7 @@ internal static class BenchData
         SampleStreams.Write(file, new SampleStreamOptions
         {
             Kind = StreamKind.Libxc,
-            Guest = DomainType.X86Hvm,
+            Guest = GuestType.Hvm,
             Pages = bytes / 4096,
         });
     });

@@ -32,7 +32,7 @@ internal static class LegacyBenchData
         var pages = (uint)(bytes / 4096);
         using var file = File.Create(path);
         using var output = new OutputBuffer(file);
-        using (var w = new LegacyStreamWriter(output, new LegacyWriterOptions(8, LegacyGuestType.Hvm) { Generation = LegacyWriterGeneration.Legacy41 }))
+        using (var w = new LegacyStreamWriter(output, new LegacyWriterOptions(8, GuestType.Hvm) { Generation = LegacyWriterGeneration.Legacy41 }))
         {
             var p2mSize = pages + 16;
             w.WriteHvmHeader(p2mSize);
@@ -68,7 +68,7 @@ internal static class LegacyBenchData
 
     public static string OutputPath => Path.Combine(BenchData.Directory, "convert-out.libxl");
 
-    public static LegacyConvertOptions Options => new() { Width = 8, Guest = LegacyGuestType.Hvm, Format = V2OutputFormat.Libxl };
+    public static LegacyConvertOptions Options => new() { Width = 8, Guest = GuestType.Hvm, Format = V2OutputFormat.Libxl };
 
     public static long ConvertFileToFile(string path)
     {

@@ -107,7 +107,7 @@ internal static class FuzzTargets
                 1 => LegacyDeviceModelHandling.Required,
                 2 => LegacyDeviceModelHandling.IfPresent,
                 3 => LegacyDeviceModelHandling.Leave,
-                _ => detected.Guest == LegacyGuestType.Hvm ? LegacyDeviceModelHandling.Required : LegacyDeviceModelHandling.Leave,
+                _ => detected.Guest == GuestType.Hvm ? LegacyDeviceModelHandling.Required : LegacyDeviceModelHandling.Leave,
             };
             var reader = new LegacyStreamReader(input, new LegacyStreamOptions(detected.Width, detected.Guest) { DeviceModel = dm });
             var sink = new LegacyMemorySink();

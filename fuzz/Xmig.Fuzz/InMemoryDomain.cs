@@ -9,7 +9,7 @@ namespace Xmig.Fuzz;
 /// </summary>
 internal sealed class InMemoryDomain(GuestType type, int guestWidth, ulong maxP2mSize) : IDomain
 {
-    private const int PageSize = GuestMemory.PageSize;
+    private const int PageSize = GuestPage.Size;
 
     private readonly Dictionary<ulong, byte[]> _pages = [];
     private readonly Dictionary<ulong, PageType> _types = [];

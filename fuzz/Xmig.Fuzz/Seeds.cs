@@ -61,7 +61,7 @@ internal static class Seeds
             Directory.Delete(work, recursive: true);
         }
 
-        foreach (var guest in new[] { LegacyGuestType.Hvm, LegacyGuestType.Pv })
+        foreach (var guest in new[] { GuestType.Hvm, GuestType.Pv })
         {
             File.WriteAllBytes(Path.Combine(directory, $"{guest.ToString().ToLowerInvariant()}-legacy-compressed-cp3.bin"), CompressedLegacy(guest));
         }
@@ -69,7 +69,7 @@ internal static class Seeds
         // The library's own sample streams: COLO checkpoints, both guest types, one page.
         foreach (var kind in new[] { StreamKind.Xl, StreamKind.Libxl, StreamKind.Libxc })
         {
-            foreach (var guest in new[] { Formats.Libxc.DomainType.X86Pv, Formats.Libxc.DomainType.X86Hvm })
+            foreach (var guest in new[] { GuestType.Pv, GuestType.Hvm })
             {
                 var sample = SampleStreams.Create(new SampleStreamOptions { Kind = kind, Guest = guest, Pages = 1, Vcpus = 1, Checkpoints = 2, Colo = kind != StreamKind.Libxc });
                 File.WriteAllBytes(Path.Combine(directory, $"sample-{kind.ToString().ToLowerInvariant()}-{guest.ToString().ToLowerInvariant()}-colo.bin"), sample);
@@ -134,7 +134,7 @@ internal static class Seeds
     /// A three-checkpoint legacy image with compressed later checkpoints (small page deltas); HVM images carry the
     /// device-model record unless <paramref name="deviceModel"/> is false.
     /// </summary>
-    internal static byte[] CompressedLegacy(LegacyGuestType guest, bool deviceModel = true)
+    internal static byte[] CompressedLegacy(GuestType guest, bool deviceModel = true)
     {
         const uint P2m = 16;
         using var ms = new MemoryStream();
@@ -148,7 +148,7 @@ internal static class Seeds
                 CompressionCachePages = 8,
                 CompressionStagingLength = 3 * 4096,
             });
-            if (guest == LegacyGuestType.Pv)
+            if (guest == GuestType.Pv)
             {
                 w.WritePvHeader(P2m, Bytes(LegacyStreamReader.VcpuContextSize64, 1), true, 0, [P2m - 1]);
             }
@@ -181,13 +181,13 @@ internal static class Seeds
                 }
 
                 w.WriteVcpuInfo(0, [1]);
-                if (guest == LegacyGuestType.Hvm)
+                if (guest == GuestType.Hvm)
                 {
                     w.WriteHvmParam(LegacyChunkId.HvmIdentPt, 0xFEFFC000);
                 }
 
                 w.EndBody();
-                if (guest == LegacyGuestType.Pv)
+                if (guest == GuestType.Pv)
                 {
                     w.WritePvTail([3], Bytes(LegacyStreamReader.VcpuContextSize64 + LegacyStreamReader.ExtendedContextSize, 100 + cp), Bytes(4096, 50 + cp));
                 }

@@ -41,7 +41,7 @@ internal static class ConvertCommand
             parse.GetValue(input),
             parse.GetValue(output),
             parse.GetValue(width) is { } w ? int.Parse(w, CultureInfo.InvariantCulture) / 8 : null,
-            parse.GetValue(guest) switch { "pv" => LegacyGuestType.Pv, "hvm" => LegacyGuestType.Hvm, _ => null },
+            parse.GetValue(guest) switch { "pv" => GuestType.Pv, "hvm" => GuestType.Hvm, _ => null },
             parse.GetValue(format) == "libxl" ? V2OutputFormat.Libxl : V2OutputFormat.Libxc,
             parse.GetValue(xl),
             parse.GetValue(skipQemu),
@@ -50,7 +50,7 @@ internal static class ConvertCommand
         return command;
     }
 
-    internal sealed record Arguments(string? In, string? Out, int? Width, LegacyGuestType? Guest, V2OutputFormat Format, bool Xl, bool SkipQemu, bool Verbose, CheckpointedMode Mode);
+    internal sealed record Arguments(string? In, string? Out, int? Width, GuestType? Guest, V2OutputFormat Format, bool Xl, bool SkipQemu, bool Verbose, CheckpointedMode Mode);
 
     internal static ExitCode Run(CliContext ctx, Arguments a)
     {

@@ -56,13 +56,13 @@ internal static class DemoCommand
 
     private static readonly (string Name, SampleStreamOptions Options)[] Samples =
     [
-        ("hvm.xl", new() { Kind = StreamKind.Xl, Guest = DomainType.X86Hvm, Pages = 2048 }),
-        ("hvm.libxl", new() { Kind = StreamKind.Libxl, Guest = DomainType.X86Hvm, Pages = 2048 }),
-        ("hvm.libxc", new() { Kind = StreamKind.Libxc, Guest = DomainType.X86Hvm, Pages = 2048 }),
-        ("pv64.libxl", new() { Kind = StreamKind.Libxl, Guest = DomainType.X86Pv, Pages = 2048, GuestWidth = 8 }),
-        ("pv32.libxc", new() { Kind = StreamKind.Libxc, Guest = DomainType.X86Pv, Pages = 2048, GuestWidth = 4 }),
-        ("hvm-remus3.libxl", new() { Kind = StreamKind.Libxl, Guest = DomainType.X86Hvm, Pages = 2048, Checkpoints = 3 }),
-        ("hvm-colo2.libxl", new() { Kind = StreamKind.Libxl, Guest = DomainType.X86Hvm, Pages = 1024, Checkpoints = 2, Colo = true }),
+        ("hvm.xl", new() { Kind = StreamKind.Xl, Guest = GuestType.Hvm, Pages = 2048 }),
+        ("hvm.libxl", new() { Kind = StreamKind.Libxl, Guest = GuestType.Hvm, Pages = 2048 }),
+        ("hvm.libxc", new() { Kind = StreamKind.Libxc, Guest = GuestType.Hvm, Pages = 2048 }),
+        ("pv64.libxl", new() { Kind = StreamKind.Libxl, Guest = GuestType.Pv, Pages = 2048, GuestWidth = 8 }),
+        ("pv32.libxc", new() { Kind = StreamKind.Libxc, Guest = GuestType.Pv, Pages = 2048, GuestWidth = 4 }),
+        ("hvm-remus3.libxl", new() { Kind = StreamKind.Libxl, Guest = GuestType.Hvm, Pages = 2048, Checkpoints = 3 }),
+        ("hvm-colo2.libxl", new() { Kind = StreamKind.Libxl, Guest = GuestType.Hvm, Pages = 1024, Checkpoints = 2, Colo = true }),
     ];
 
     private static int StreamsSection(CliContext ctx, string dir)
@@ -85,7 +85,7 @@ internal static class DemoCommand
             var verdict = result.IsValid ? "valid" : "INVALID: " + result.Error?.Message;
             failures += result.IsValid ? 0 : 1;
             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {name,-18} {StreamReport.KindName(s.Kind),-6} {(options.Guest == DomainType.X86Hvm ? "hvm" : "pv"),-5} {s.TotalBytes,10} {s.TotalRecords,8} {s.DistinctPfns,6} {s.Checkpoints,5}  {verdict}"));
+                $"  {name,-18} {StreamReport.KindName(s.Kind),-6} {(options.Guest == GuestType.Hvm ? "hvm" : "pv"),-5} {s.TotalBytes,10} {s.TotalRecords,8} {s.DistinctPfns,6} {s.Checkpoints,5}  {verdict}"));
         }
 
         o.WriteLine();

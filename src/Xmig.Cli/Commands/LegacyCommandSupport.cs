@@ -35,7 +35,7 @@ internal sealed class LegacyCommandSupport
     public LegacyInspectOptions Read(ParseResult parse) => new()
     {
         Width = parse.GetValue(_width) is { } w ? int.Parse(w, CultureInfo.InvariantCulture) / 8 : null,
-        Guest = parse.GetValue(_guest) switch { "pv" => LegacyGuestType.Pv, "hvm" => LegacyGuestType.Hvm, _ => null },
+        Guest = parse.GetValue(_guest) switch { "pv" => GuestType.Pv, "hvm" => GuestType.Hvm, _ => null },
         Mode = parse.GetValue(_checkpointed) switch { "no" => CheckpointedMode.No, "yes" => CheckpointedMode.Yes, _ => CheckpointedMode.Auto },
     };
 

@@ -39,7 +39,7 @@ internal static class RestoreCommand
         };
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
         {
-            if (!ByteSize.TryParse(parse.GetValue(maxMemory), out var max) || max < GuestMemory.PageSize)
+            if (!ByteSize.TryParse(parse.GetValue(maxMemory), out var max) || max < GuestPage.Size)
             {
                 return EngineCommand.Usage(ctx, $"--max-memory \"{parse.GetValue(maxMemory)}\" is not a size");
             }
@@ -65,7 +65,7 @@ internal static class RestoreCommand
                 },
                 MaxGuestPhysicalBytes = max,
                 LegacyWidth = parse.GetValue(width),
-                LegacyGuestType = parse.GetValue(guest) switch
+                GuestType = parse.GetValue(guest) switch
                 {
                     "pv" => GuestType.Pv,
                     "hvm" => GuestType.Hvm,

@@ -21,7 +21,7 @@ internal sealed record LegacyConvertOptions
     public int? Width { get; init; }
 
     /// <summary><c>-g</c>: guest type; null = detect.</summary>
-    public LegacyGuestType? Guest { get; init; }
+    public GuestType? Guest { get; init; }
 
     /// <summary><c>-f</c>.</summary>
     public V2OutputFormat Format { get; init; } = V2OutputFormat.Libxc;
@@ -45,7 +45,7 @@ internal sealed record LegacyConvertOptions
 /// <summary>What a conversion did.</summary>
 internal sealed record LegacyConvertResult(
     int Width,
-    LegacyGuestType Guest,
+    GuestType Guest,
     string DetectionEvidence,
     LegacyRestoreResult Checkpoints,
     long BytesRead,

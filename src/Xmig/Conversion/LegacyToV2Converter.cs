@@ -47,12 +47,12 @@ internal static class LegacyToV2Converter
         var detected = LegacyDetection.Detect(inBuffer.Peek(LegacyDetection.ProbeLength), inBuffer.Position, options.Width, options.Guest);
         if (options.Width is null || options.Guest is null)
         {
-            options.Verbose?.WriteLine($"Detected: {detected.Width * 8}-bit toolstack, {(detected.Guest == LegacyGuestType.Pv ? "PV" : "HVM")} guest ({detected.Evidence})");
+            options.Verbose?.WriteLine($"Detected: {detected.Width * 8}-bit toolstack, {(detected.Guest == GuestType.Pv ? "PV" : "HVM")} guest ({detected.Evidence})");
         }
 
         var readerOptions = new LegacyStreamOptions(detected.Width, detected.Guest)
         {
-            DeviceModel = detected.Guest == LegacyGuestType.Hvm && !options.SkipQemu
+            DeviceModel = detected.Guest == GuestType.Hvm && !options.SkipQemu
                 ? LegacyDeviceModelHandling.Required
                 : LegacyDeviceModelHandling.Leave,
         };

@@ -71,8 +71,8 @@ internal sealed class V2ConvertSink : ILegacyRestoreSink, IDisposable
         }
 
         _libxc.WriteImageHeader();
-        var pv = info.Guest == LegacyGuestType.Pv;
-        _libxc.WriteDomainHeader(DomainHeader.Create(pv ? DomainType.X86Pv : DomainType.X86Hvm, 0, ConverterVersion));
+        var pv = info.Guest == GuestType.Pv;
+        _libxc.WriteDomainHeader(DomainHeader.Create(pv ? GuestType.Pv : GuestType.Hvm, 0, ConverterVersion));
         if (pv)
         {
             var levels = info.GuestWidth == 8 ? 4 : 3;

@@ -41,7 +41,7 @@ internal readonly record struct WorkloadSpec(WorkloadKind Kind, double RateMiBps
                 spec = new WorkloadSpec(WorkloadKind.Uniform, rate, 0);
                 return true;
             case "hotset" when parts.Length == 3:
-                if (!ByteSize.TryParse(parts[1], out var size) || size < GuestMemory.PageSize)
+                if (!ByteSize.TryParse(parts[1], out var size) || size < GuestPage.Size)
                 {
                     error = $"hot set size \"{parts[1]}\" is not a size of at least 4KiB";
                     return false;
@@ -169,7 +169,7 @@ internal sealed class DirtyingWorkload : IDisposable
         }
 
         // The hot set: a window of SIZE worth of populated frames starting at a seeded position.
-        var want = Math.Min(total, Math.Max(1, spec.HotSetBytes / GuestMemory.PageSize));
+        var want = Math.Min(total, Math.Max(1, spec.HotSetBytes / GuestPage.Size));
         var first = prng.Next(total - want + 1);
         var hot = new List<(ulong Start, ulong Count, ulong Before)>();
         ulong taken = 0;
@@ -193,7 +193,7 @@ internal sealed class DirtyingWorkload : IDisposable
     {
         try
         {
-            var pagesPerSecond = _spec.RateMiBps * (1 << 20) / GuestMemory.PageSize;
+            var pagesPerSecond = _spec.RateMiBps * (1 << 20) / GuestPage.Size;
             var maxBurst = Math.Max(1.0, pagesPerSecond / 10);
             var clock = Stopwatch.StartNew();
             var last = clock.Elapsed.TotalSeconds;
@@ -222,7 +222,7 @@ internal sealed class DirtyingWorkload : IDisposable
                         for (; written < due && !_domain.IsPausedForWorkload; written++)
                         {
                             var pfn = Pick();
-                            var slot = (int)_prng.Next(GuestMemory.PageSize / WriteSize) * WriteSize;
+                            var slot = (int)_prng.Next(GuestPage.Size / WriteSize) * WriteSize;
                             _prng.Fill(data);
                             _domain.GuestWrite(pfn, slot, data);
                         }

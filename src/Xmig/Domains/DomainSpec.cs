@@ -23,7 +23,7 @@ internal sealed record DomainSpec(GuestType Type, ulong MemoryBytes, int Vcpus, 
             return $"memory {ByteSize.Format(MemoryBytes)} is outside {ByteSize.Format(MinMemory)} … {ByteSize.Format(MaxMemory)}";
         }
 
-        if (MemoryBytes % GuestMemory.PageSize != 0)
+        if (MemoryBytes % GuestPage.Size != 0)
         {
             return $"memory {MemoryBytes} is not a multiple of the 4096-octet page";
         }

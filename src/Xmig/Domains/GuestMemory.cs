@@ -12,8 +12,6 @@ namespace Xmig.Domains;
 /// </summary>
 internal sealed unsafe partial class GuestMemory : IDisposable
 {
-    public const int PageSize = 4096;
-    public const int PageShift = 12;
 
     private readonly MemoryMappedFile _file;
     private readonly MemoryMappedViewAccessor _view;
@@ -46,7 +44,7 @@ internal sealed unsafe partial class GuestMemory : IDisposable
     public static GuestMemory Map(string path, ulong pages, bool writable)
     {
         ArgumentOutOfRangeException.ThrowIfZero(pages);
-        var bytes = checked((long)(pages * PageSize));
+        var bytes = checked((long)(pages * GuestPage.Size));
         var access = writable ? MemoryMappedFileAccess.ReadWrite : MemoryMappedFileAccess.Read;
         using (var stream = new FileStream(path, FileMode.Open, writable ? FileAccess.ReadWrite : FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
         {
@@ -88,12 +86,12 @@ internal sealed unsafe partial class GuestMemory : IDisposable
             throw new InvalidOperationException("guest memory is mapped read-only");
         }
 
-        if (pfn + (ulong)(frames.Length >> PageShift) > Pages || (frames.Length & (PageSize - 1)) != 0)
+        if (pfn + (ulong)(frames.Length >> GuestPage.Shift) > Pages || (frames.Length & (GuestPage.Size - 1)) != 0)
         {
             throw new ArgumentOutOfRangeException(nameof(pfn), pfn, $"frames beyond the {Pages} mapped frames");
         }
 
-        RandomAccess.Write(_handle, frames, (long)(pfn << PageShift));
+        RandomAccess.Write(_handle, frames, (long)(pfn << GuestPage.Shift));
     }
 
     /// <summary>The 4096 octets of frame <paramref name="pfn"/>.</summary>
@@ -105,14 +103,14 @@ internal sealed unsafe partial class GuestMemory : IDisposable
         }
 
         ObjectDisposedException.ThrowIf(_base == null, this);
-        return new Span<byte>(_base + (pfn << PageShift), PageSize);
+        return new Span<byte>(_base + (pfn << GuestPage.Shift), GuestPage.Size);
     }
 
     /// <summary>Pointer to frame <paramref name="pfn"/> (no bounds check beyond a debug assertion).</summary>
     public byte* PagePointer(ulong pfn)
     {
         System.Diagnostics.Debug.Assert(pfn < Pages);
-        return _base + (pfn << PageShift);
+        return _base + (pfn << GuestPage.Shift);
     }
 
     /// <summary>
@@ -137,14 +135,14 @@ internal sealed unsafe partial class GuestMemory : IDisposable
         }
 
         // Rounded outwards: a frame only partly allocated (blocks smaller than a page) counts as data.
-        var startPfn = (ulong)start >> PageShift;
+        var startPfn = (ulong)start >> GuestPage.Shift;
         if (startPfn >= Pages)
         {
             return (Pages, Pages);
         }
 
         var end = Seek(startPfn, SeekHole);
-        var endPfn = end < 0 ? Pages : Math.Min(((ulong)end + PageSize - 1) >> PageShift, Pages);
+        var endPfn = end < 0 ? Pages : Math.Min(((ulong)end + GuestPage.Size - 1) >> GuestPage.Shift, Pages);
         return (startPfn, Math.Max(endPfn, startPfn + 1));
     }
 
@@ -154,7 +152,7 @@ internal sealed unsafe partial class GuestMemory : IDisposable
         _extents.DangerousAddRef(ref added);
         try
         {
-            return LSeek((int)_extents.DangerousGetHandle(), (long)(pfn << PageShift), whence);
+            return LSeek((int)_extents.DangerousGetHandle(), (long)(pfn << GuestPage.Shift), whence);
         }
         finally
         {

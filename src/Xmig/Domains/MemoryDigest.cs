@@ -16,7 +16,7 @@ internal static class MemoryDigest
 {
     private const int Batch = 1024;
 
-    private static readonly byte[] ZeroPage = new byte[GuestMemory.PageSize];
+    private static readonly byte[] ZeroPage = new byte[GuestPage.Size];
 
     /// <summary>Digest of <paramref name="domain"/>'s memory as it is now (pause a running domain first for a stable result).</summary>
     public static MemoryDigestResult Compute(IDomain domain)

@@ -39,7 +39,7 @@ internal sealed partial class SimulatedDomain
         var path = Path.Combine(directory, DomainDirectory.MemoryFile);
         using (var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
         {
-            stream.SetLength((long)(maxP2mSize * PageSize));
+            stream.SetLength((long)(maxP2mSize * GuestPage.Size));
         }
 
         var memory = GuestMemory.Map(path, maxP2mSize, writable: true);
@@ -67,7 +67,7 @@ internal sealed partial class SimulatedDomain
             throw new ArgumentException(problem, nameof(spec));
         }
 
-        var ramPages = spec.MemoryBytes / PageSize;
+        var ramPages = spec.MemoryBytes / GuestPage.Size;
         var p2mSize = spec.Type == GuestType.Hvm ? HvmP2mSize(ramPages) : ramPages;
         var domain = CreateEmpty(directory, spec.Type, spec.GuestWidth, p2mSize);
         try
@@ -176,7 +176,7 @@ internal sealed partial class SimulatedDomain
     private void BuildPv(DomainSpec spec, ulong ramPages, PageRunWriter writer, ContentGenerator content)
     {
         var width = spec.GuestWidth;
-        var fpp = (ulong)(PageSize / width);
+        var fpp = (ulong)(GuestPage.Size / width);
         var frames = (ramPages + fpp - 1) / fpp;
         var kernelStart = Math.Min(0x1000UL, ramPages / 8);
         var kernelPages = Math.Min(2048UL, ramPages / 8);
@@ -372,7 +372,7 @@ internal sealed partial class SimulatedDomain
     {
         private const int RunPages = 256;
         private readonly SafeFileHandle _handle;
-        private readonly byte[] _buffer = ArrayPool<byte>.Shared.Rent(RunPages * PageSize);
+        private readonly byte[] _buffer = ArrayPool<byte>.Shared.Rent(RunPages * GuestPage.Size);
         private ulong _runStart;
         private int _runPages;
 
@@ -394,7 +394,7 @@ internal sealed partial class SimulatedDomain
                 _runStart = pfn;
             }
 
-            return _buffer.AsSpan(_runPages++ * PageSize, PageSize);
+            return _buffer.AsSpan(_runPages++ * GuestPage.Size, GuestPage.Size);
         }
 
         public void Dispose()
@@ -408,7 +408,7 @@ internal sealed partial class SimulatedDomain
         {
             if (_runPages > 0)
             {
-                RandomAccess.Write(_handle, _buffer.AsSpan(0, _runPages * PageSize), (long)(_runStart * PageSize));
+                RandomAccess.Write(_handle, _buffer.AsSpan(0, _runPages * GuestPage.Size), (long)(_runStart * GuestPage.Size));
                 _runPages = 0;
             }
         }
@@ -422,20 +422,20 @@ internal sealed partial class SimulatedDomain
     {
         private const int Templates = 16;
         private readonly ulong _seed;
-        private readonly byte[] _templates = new byte[Templates * PageSize];
+        private readonly byte[] _templates = new byte[Templates * GuestPage.Size];
 
         public ContentGenerator(ulong seed)
         {
             _seed = seed;
             for (var t = 0; t < Templates; t++)
             {
-                var page = _templates.AsSpan(t * PageSize, PageSize);
+                var page = _templates.AsSpan(t * GuestPage.Size, GuestPage.Size);
                 var prng = new Prng(Prng.Mix(seed, 0x54454D50, (ulong)t));
                 if (t % 4 == 0)
                 {
                     // A pattern page, as a filled buffer or a table of pointers.
                     BinaryPrimitives.WriteUInt64LittleEndian(page, prng.Next());
-                    for (var i = 8; i < PageSize; i *= 2)
+                    for (var i = 8; i < GuestPage.Size; i *= 2)
                     {
                         page[..i].CopyTo(page[i..]);
                     }
@@ -490,6 +490,6 @@ internal sealed partial class SimulatedDomain
         public void WriteRandom(ulong pfn, Span<byte> page) => new Prng(Prng.Mix(_seed, pfn, 0x52414E44)).Fill(page);
 
         private void WriteTemplate(ulong pick, Span<byte> page) =>
-            _templates.AsSpan((int)(BitOperations.RotateRight(pick, 17) % Templates) * PageSize, PageSize).CopyTo(page);
+            _templates.AsSpan((int)(BitOperations.RotateRight(pick, 17) % Templates) * GuestPage.Size, GuestPage.Size).CopyTo(page);
     }
 }

@@ -30,7 +30,7 @@ internal sealed partial class SimulatedDomain
             var memoryPath = Path.Combine(Directory, DomainDirectory.MemoryFile);
             using (var stream = new FileStream(memoryPath, FileMode.Open, FileAccess.Write))
             {
-                stream.SetLength((long)(_p2mSize * PageSize));
+                stream.SetLength((long)(_p2mSize * GuestPage.Size));
             }
 
             _memory = GuestMemory.Map(memoryPath, _p2mSize, writable: true);
@@ -110,7 +110,7 @@ internal sealed partial class SimulatedDomain
         }
 
         var memoryPath = Path.Combine(full, DomainDirectory.MemoryFile);
-        var expected = (long)(d.P2mSize * PageSize);
+        var expected = (long)(d.P2mSize * GuestPage.Size);
         var actual = FileLength(directory, memoryPath);
         if (actual != expected)
         {
@@ -255,8 +255,8 @@ internal sealed partial class SimulatedDomain
             return;
         }
 
-        _sharedInfo = ReadBlob(directory, DomainDirectory.SharedInfoFile, PageSize, "4096 octets", required: true, exact: PageSize);
-        var fpp = (ulong)(PageSize / GuestWidth);
+        _sharedInfo = ReadBlob(directory, DomainDirectory.SharedInfoFile, GuestPage.Size, "4096 octets", required: true, exact: GuestPage.Size);
+        var fpp = (ulong)(GuestPage.Size / GuestWidth);
         var frames = (int)((_p2mSize + fpp - 1) / fpp);
         var raw = ReadBlob(directory, DomainDirectory.P2mFramesFile, 8, $"{frames} × 8 octets", required: true, exact: frames * 8);
         _p2mFrames = new ulong[frames];

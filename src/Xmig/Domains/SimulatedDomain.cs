@@ -20,7 +20,6 @@ internal sealed unsafe partial class SimulatedDomain : IDomain
     /// <summary>Largest vCPU id supported (Xen's <c>XC_SR_MAX_VCPUS</c> − 1).</summary>
     public const int MaxVcpuLimit = 4095;
 
-    private const int PageSize = GuestMemory.PageSize;
 
     private readonly object _runLock = new();
     private readonly NativeBitmap _populated;
@@ -67,7 +66,7 @@ internal sealed unsafe partial class SimulatedDomain : IDomain
 
     public ulong MaxP2mSize => _growLimit;
 
-    ulong IDomain.MemoryBytes => MemoryBytes > 0 ? MemoryBytes : _p2mSize * PageSize;
+    ulong IDomain.MemoryBytes => MemoryBytes > 0 ? MemoryBytes : _p2mSize * GuestPage.Size;
 
     /// <summary>Seed the content was generated from (informational; 0 for restored domains).</summary>
     public ulong Seed { get; internal set; }
@@ -143,9 +142,9 @@ internal sealed unsafe partial class SimulatedDomain : IDomain
             return;
         }
 
-        if (type.HasData() ? data.Length != PageSize : !data.IsEmpty)
+        if (type.HasData() ? data.Length != GuestPage.Size : !data.IsEmpty)
         {
-            throw new ArgumentException($"page type {type} needs {(type.HasData() ? PageSize : 0)} octets, got {data.Length}", nameof(data));
+            throw new ArgumentException($"page type {type} needs {(type.HasData() ? GuestPage.Size : 0)} octets, got {data.Length}", nameof(data));
         }
 
         if (pfn >= MaxP2mSize)
@@ -278,9 +277,9 @@ internal sealed unsafe partial class SimulatedDomain : IDomain
 
     public void SetSharedInfo(ReadOnlySpan<byte> page)
     {
-        if (!page.IsEmpty && page.Length != PageSize)
+        if (!page.IsEmpty && page.Length != GuestPage.Size)
         {
-            throw new ArgumentException($"shared info is {PageSize} octets, got {page.Length}", nameof(page));
+            throw new ArgumentException($"shared info is {GuestPage.Size} octets, got {page.Length}", nameof(page));
         }
 
         _sharedInfo = page.ToArray();

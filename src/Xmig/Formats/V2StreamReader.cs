@@ -166,7 +166,7 @@ public sealed class V2StreamReader
     // without waiting on a live sender. A bare libxc HVM stream is the exception: its QEMU record follows END (as in
     // Xen's legacy conversion, read to the end of the input).
     private bool HasTrailing() =>
-        Kind == StreamKind.Libxc && Libxc?.DomainHeader.DomainType == DomainType.X86Hvm
+        Kind == StreamKind.Libxc && Libxc?.DomainHeader.GuestType == GuestType.Hvm
             ? !_input.AtEnd
             : _input.HasTrailingOctets();
 

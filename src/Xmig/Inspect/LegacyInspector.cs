@@ -15,7 +15,7 @@ internal sealed record LegacyInspectOptions
     /// <summary>Toolstack word width in octets (4, 8); null detects it.</summary>
     public int? Width { get; init; }
 
-    public LegacyGuestType? Guest { get; init; }
+    public GuestType? Guest { get; init; }
 
     public CheckpointedMode Mode { get; init; } = CheckpointedMode.Auto;
 
@@ -37,7 +37,7 @@ internal static class LegacyInspector
     /// True when the octets at the start of a stream are a legacy image without doubt: an xl header whose STREAMv2 flag
     /// is clear, or octets that are not v2 and from which the toolstack width and guest type can be detected (or are given).
     /// </summary>
-    public static bool IsLegacy(ReadOnlySpan<byte> head, int? width, LegacyGuestType? guest, out string? why)
+    public static bool IsLegacy(ReadOnlySpan<byte> head, int? width, GuestType? guest, out string? why)
     {
         why = null;
         var kind = StreamDetector.Detect(head);
@@ -86,11 +86,11 @@ internal static class LegacyInspector
 
             var detected = LegacyDetection.Detect(input.Peek(LegacyDetection.ProbeLength), input.Position, options.Width, options.Guest);
             report.Width = detected.Width * 8;
-            report.Guest = detected.Guest == LegacyGuestType.Pv ? "pv" : "hvm";
+            report.Guest = detected.Guest == GuestType.Pv ? "pv" : "hvm";
             report.Detection = detected.Evidence;
             reader = new LegacyStreamReader(input, new LegacyStreamOptions(detected.Width, detected.Guest)
             {
-                DeviceModel = detected.Guest == LegacyGuestType.Hvm ? LegacyDeviceModelHandling.IfPresent : LegacyDeviceModelHandling.Leave,
+                DeviceModel = detected.Guest == GuestType.Hvm ? LegacyDeviceModelHandling.IfPresent : LegacyDeviceModelHandling.Leave,
             });
             sink.Reader = reader;
             var r = reader;
@@ -115,7 +115,7 @@ internal static class LegacyInspector
                     break;
             }
 
-            if (detected.Guest == LegacyGuestType.Hvm && sink.DeviceModels == 0)
+            if (detected.Guest == GuestType.Hvm && sink.DeviceModels == 0)
             {
                 report.Warnings.Add("no device-model record follows the HVM tail (libxc would refuse the restore)");
             }
@@ -128,7 +128,7 @@ internal static class LegacyInspector
         if (reader is not null)
         {
             report.P2mSize = Hex((long)reader.P2mSize);
-            report.GuestBits = reader.Guest == LegacyGuestType.Pv ? reader.GuestWidth * 8 : 0;
+            report.GuestBits = reader.Guest == GuestType.Pv ? reader.GuestWidth * 8 : 0;
             report.SenderGeneration = reader.Generation switch
             {
                 LegacySenderGeneration.Legacy40 => "legacy-4.0",

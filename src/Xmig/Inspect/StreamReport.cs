@@ -105,7 +105,7 @@ public sealed class ReportSummary
         var r = new ReportSummary
         {
             Kind = StreamReport.KindName(s.Kind),
-            Guest = s.Guest switch { DomainType.X86Pv => "x86 PV", DomainType.X86Hvm => "x86 HVM", _ => null },
+            Guest = s.Guest switch { GuestType.Pv => "x86 PV", GuestType.Hvm => "x86 HVM", _ => null },
             LibxcVersion = s.LibxcVersion,
             XenVersion = s.LibxcVersion == 0 ? null
                 : s.XenMajor == 0 ? string.Create(CultureInfo.InvariantCulture, $"legacy converter v{s.XenMinor}")

@@ -59,7 +59,7 @@ internal sealed class TextInspectRenderer(TextWriter output, bool verbose) : ISt
     {
         _sb.Clear();
         Indent(RecordLayer.Libxc);
-        var type = header.DomainType switch { DomainType.X86Pv => "x86 PV", DomainType.X86Hvm => "x86 HVM", _ => "?" };
+        var type = header.GuestType switch { GuestType.Pv => "x86 PV", GuestType.Hvm => "x86 HVM", _ => "?" };
         _sb.Append(Inv, $"libxc domain header at 0x{offset:X}: type {header.Type} ({type}), page_shift {header.PageShift}, ");
         if (header.XenMajor == 0)
         {

@@ -18,17 +18,17 @@ internal sealed partial class RestoreEngine
 
     private RestoreResult RunLegacy(InputBuffer input, string kind)
     {
-        var guest = _options.LegacyGuestType switch
+        var guest = _options.GuestType switch
         {
-            GuestType.Pv => LegacyGuestType.Pv,
-            GuestType.Hvm => LegacyGuestType.Hvm,
-            _ => (LegacyGuestType?)null,
+            GuestType.Pv => GuestType.Pv,
+            GuestType.Hvm => GuestType.Hvm,
+            _ => (GuestType?)null,
         };
         var detected = LegacyDetection.Detect(input.Peek(LegacyDetection.ProbeLength), input.Position, _options.LegacyWidth / 8, guest);
         var readerOptions = new LegacyStreamOptions(detected.Width, detected.Guest)
         {
             // Xen's libxc reads the device-model record as the last part of every HVM tail (legacy §6.5).
-            DeviceModel = detected.Guest == LegacyGuestType.Hvm ? LegacyDeviceModelHandling.Required : LegacyDeviceModelHandling.Leave,
+            DeviceModel = detected.Guest == GuestType.Hvm ? LegacyDeviceModelHandling.Required : LegacyDeviceModelHandling.Leave,
             MaxP2mSize = Math.Min(LegacyStreamOptions.MaxP2mSizeLimit, _options.MaxP2mSize),
         };
         var reader = new LegacyStreamReader(input, readerOptions);
@@ -85,14 +85,14 @@ internal sealed partial class RestoreEngine
         // legacy §4: guest type and, for PV, width and p2m frames from the header; p2m_size bounds every pfn.
         public void Header(LegacyImageInfo info)
         {
-            _state.SetGuestType(info.Guest == LegacyGuestType.Pv ? GuestType.Pv : GuestType.Hvm);
+            _state.SetGuestType(info.Guest == GuestType.Pv ? GuestType.Pv : GuestType.Hvm);
             var problem = _state.DeclareP2mSize(info.P2mSize);
             if (problem != null)
             {
                 throw new StreamFormatException("legacy image header", -1, 0, problem);
             }
 
-            if (info.Guest == LegacyGuestType.Pv)
+            if (info.Guest == GuestType.Pv)
             {
                 _state.SetGuestWidth(info.GuestWidth);
                 _state.SetP2mFrames(info.P2mFrames);
@@ -114,7 +114,7 @@ internal sealed partial class RestoreEngine
                 }
 
                 var type = LegacyPfnEntry.Type(e);
-                var data = LegacyPfnEntry.HasData(e) ? pages.Slice(page++ * GuestMemory.PageSize, GuestMemory.PageSize) : default;
+                var data = LegacyPfnEntry.HasData(e) ? pages.Slice(page++ * GuestPage.Size, GuestPage.Size) : default;
                 if (LegacyPfnEntry.IsUndefined(type))
                 {
                     throw Error("page batch", $"entry {i}: bogus page type 0x{(byte)type:X}");

@@ -2,7 +2,6 @@ using Xmig.Domains;
 using Xmig.Formats;
 using Xmig.Formats.Libxc;
 using Xmig.Formats.Libxl;
-using DomainPageType = Xmig.Domains.PageType;
 
 namespace Xmig.Restore;
 
@@ -53,7 +52,7 @@ internal sealed partial class RestoreEngine
                         sender = header.XenMajor == 0
                             ? Invariant($"legacy-converter-{header.XenMinor}")
                             : Invariant($"xen-{header.XenMajor}.{header.XenMinor}");
-                        _state.SetGuestType(ToGuestType(header.DomainType));
+                        _state.SetGuestType(ToGuestType(header.GuestType));
                         break;
                     case V2Item.LibxcRecord:
                         var libxc = walker.Libxc!;
@@ -345,7 +344,7 @@ internal sealed partial class RestoreEngine
                 break;
             case RecordType.SharedInfo:
                 RequirePvInfo(reader);
-                if (header.Length != GuestMemory.PageSize)
+                if (header.Length != GuestPage.Size)
                 {
                     throw reader.Error(Invariant($"length {header.Length} is not 4096"));
                 }
@@ -447,7 +446,7 @@ internal sealed partial class RestoreEngine
                 throw reader.Error(Invariant($"entry {i}: {problem}"));
             }
 
-            var type = (DomainPageType)view.Type(i);
+            var type = (PageType)view.Type(i);
             _state.WritePage(pfn, type, type.HasData() ? view.Page(page++) : default);
         }
     }

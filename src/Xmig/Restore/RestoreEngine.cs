@@ -98,6 +98,5 @@ internal sealed partial class RestoreEngine
         }
     }
 
-    private static GuestType ToGuestType(Formats.Libxc.DomainType type) =>
-        type == Formats.Libxc.DomainType.X86Pv ? GuestType.Pv : GuestType.Hvm;
+    private static GuestType ToGuestType(GuestType type) => type == GuestType.Pv ? GuestType.Pv : GuestType.Hvm;
 }

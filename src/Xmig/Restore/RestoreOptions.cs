@@ -27,7 +27,7 @@ internal sealed record RestoreOptions
     public int? LegacyWidth { get; init; }
 
     /// <summary>Legacy input: the guest type; null detects it (legacy streams do not say).</summary>
-    public Domains.GuestType? LegacyGuestType { get; init; }
+    public GuestType? GuestType { get; init; }
 
     /// <summary>
     /// Bound on every wait for input after the first complete checkpoint, v2 and legacy, pipes and sockets (Xen's
@@ -42,7 +42,7 @@ internal sealed record RestoreOptions
     /// <summary>What the backend's domains can hold (<see cref="Domains.IDomainBackend.Limits"/>); <see cref="DomainRestore"/> sets it.</summary>
     public Domains.DomainLimits Limits { get; init; } = Domains.DomainLimits.Xen;
 
-    internal ulong MaxP2mSize => Math.Min(Limits.MaxP2mSize, MaxGuestPhysicalBytes / Domains.GuestMemory.PageSize);
+    internal ulong MaxP2mSize => Math.Min(Limits.MaxP2mSize, MaxGuestPhysicalBytes / GuestPage.Size);
 
     internal long SpoolLimit => MaxBufferedCheckpointBytes > 0 ? MaxBufferedCheckpointBytes : (long)Math.Min((ulong)long.MaxValue / 4, MaxGuestPhysicalBytes) * 2;
 }

@@ -59,7 +59,7 @@ internal sealed class RestoreState
     public void SetGuestType(GuestType type)
     {
         GuestType = type;
-        if (type == Domains.GuestType.Hvm)
+        if (type == Xmig.GuestType.Hvm)
         {
             GuestWidth = 8;
             EnsureDomain();
@@ -94,7 +94,7 @@ internal sealed class RestoreState
     /// </summary>
     public string? CheckPfn(ulong pfn)
     {
-        if (GuestType == Domains.GuestType.Pv && DeclaredP2mSize == 0)
+        if (GuestType == Xmig.GuestType.Pv && DeclaredP2mSize == 0)
         {
             return string.Create(CultureInfo.InvariantCulture, $"pfn 0x{pfn:X} before the p2m size was declared (no X86_PV_P2M_FRAMES yet)");
         }
@@ -188,7 +188,7 @@ internal sealed class RestoreState
 
         domain.SetCpuidPolicy(_cpuid);
         domain.SetMsrPolicy(_msr);
-        if (GuestType == Domains.GuestType.Hvm)
+        if (GuestType == Xmig.GuestType.Hvm)
         {
             if (_hvmContext.Length == 0)
             {

@@ -12,7 +12,7 @@ public sealed record SampleStreamOptions
     /// <summary>Outermost layer: <see cref="StreamKind.Xl"/>, <see cref="StreamKind.Libxl"/> or <see cref="StreamKind.Libxc"/>.</summary>
     public StreamKind Kind { get; init; } = StreamKind.Libxl;
 
-    public DomainType Guest { get; init; } = DomainType.X86Hvm;
+    public GuestType Guest { get; init; } = GuestType.Hvm;
 
     /// <summary>Guest pages sent (in batches of up to 1024).</summary>
     public long Pages { get; init; } = 64;
@@ -62,7 +62,7 @@ public static class SampleStreams
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(options);
-        var hvm = options.Guest == DomainType.X86Hvm;
+        var hvm = options.Guest == GuestType.Hvm;
         if (options.Kind == StreamKind.Xl)
         {
             var config = hvm ? "{\"c_info\":{\"type\":\"hvm\",\"name\":\"sample\"}}\0"u8 : "{\"c_info\":{\"type\":\"pv\",\"name\":\"sample\"}}\0"u8;
@@ -96,7 +96,7 @@ public static class SampleStreams
 
     private static void WriteLibxc(LibxcWriter w, LibxlWriter? libxl, SampleStreamOptions o)
     {
-        var hvm = o.Guest == DomainType.X86Hvm;
+        var hvm = o.Guest == GuestType.Hvm;
         w.WriteImageHeader();
         w.WriteDomainHeader(DomainHeader.Create(o.Guest, 4, 22));
         if (!hvm)
@@ -175,12 +175,12 @@ public static class SampleStreams
         }
     }
 
-    private static readonly byte[] SharedInfoPage = new byte[PageData.PageSize];
+    private static readonly byte[] SharedInfoPage = new byte[GuestPage.Size];
 
     private static void WritePages(LibxcWriter w, bool hvm, long pages, uint maxPfn, int checkpoint)
     {
         Span<ulong> entries = stackalloc ulong[PageData.MaxCount];
-        Span<byte> page = stackalloc byte[PageData.PageSize];
+        Span<byte> page = stackalloc byte[GuestPage.Size];
         long pfn = 0;
         while (pfn < pages)
         {
@@ -208,7 +208,7 @@ public static class SampleStreams
         if (checkpoint == 0)
         {
             // One batch of data-less entries: an invalid (ballooned) pfn, a broken one, an allocate-only one.
-            w.WritePageData([PageTypes.Encode(maxPfn, PageType.Xtab), PageTypes.Encode(maxPfn - 1, PageType.Broken), PageTypes.Encode(maxPfn - 2, PageType.Xalloc)], default);
+            w.WritePageData([PageTypes.Encode(maxPfn, PageType.XTab), PageTypes.Encode(maxPfn - 1, PageType.Broken), PageTypes.Encode(maxPfn - 2, PageType.XAlloc)], default);
         }
     }
 
@@ -216,7 +216,7 @@ public static class SampleStreams
     {
         if (hvm)
         {
-            return PageType.Notab;
+            return PageType.NoTab;
         }
 
         return (pfn % 64) switch
@@ -225,7 +225,7 @@ public static class SampleStreams
             2 => PageType.L2Tab,
             3 => PageType.L3Tab,
             4 => PageType.L4TabPinned,
-            _ => PageType.Notab,
+            _ => PageType.NoTab,
         };
     }
 

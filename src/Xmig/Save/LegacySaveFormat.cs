@@ -49,7 +49,7 @@ internal sealed class LegacySaveFormat : SaveFormat, IDisposable
             throw new NotSupportedException($"p2m size {domain.P2mSize} does not fit the legacy format's 28-bit pfns");
         }
 
-        _writer = new LegacyStreamWriter(output, new LegacyWriterOptions(_width, Hvm ? LegacyGuestType.Hvm : LegacyGuestType.Pv)
+        _writer = new LegacyStreamWriter(output, new LegacyWriterOptions(_width, Hvm ? GuestType.Hvm : GuestType.Pv)
         {
             Generation = _generation,
             Checkpointed = options.Checkpointed,

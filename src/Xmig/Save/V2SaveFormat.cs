@@ -4,8 +4,6 @@ using Xmig.Formats;
 using Xmig.Formats.Libxc;
 using Xmig.Formats.Libxl;
 using Xmig.Formats.Xl;
-using DomainPageType = Xmig.Domains.PageType;
-using StreamPageType = Xmig.Formats.Libxc.PageType;
 
 namespace Xmig.Save;
 
@@ -50,7 +48,7 @@ internal sealed class V2SaveFormat(IDomain domain, OutputBuffer output, SaveOpti
 
         var libxc = _libxc;
         libxc.WriteImageHeader();
-        libxc.WriteDomainHeader(DomainHeader.Create(Hvm ? DomainType.X86Hvm : DomainType.X86Pv, Options.XenMajor, Options.XenMinor));
+        libxc.WriteDomainHeader(DomainHeader.Create(Hvm ? GuestType.Hvm : GuestType.Pv, Options.XenMajor, Options.XenMinor));
         if (!Hvm)
         {
             var width = (byte)Domain.GuestWidth;
@@ -83,12 +81,12 @@ internal sealed class V2SaveFormat(IDomain domain, OutputBuffer output, SaveOpti
     }
 
     // v2-stream.md §3.5.2: every pfn of the batch gets an entry (type << 60 | pfn); data follows for data types.
-    public override int WriteBatch(ReadOnlySpan<ulong> pfns, ReadOnlySpan<DomainPageType> types)
+    public override int WriteBatch(ReadOnlySpan<ulong> pfns, ReadOnlySpan<PageType> types)
     {
         var entries = _entries.AsSpan(0, pfns.Length);
         for (var i = 0; i < pfns.Length; i++)
         {
-            entries[i] = PageTypes.Encode(pfns[i], (StreamPageType)types[i]);
+            entries[i] = PageTypes.Encode(pfns[i], (PageType)types[i]);
         }
 
         var libxc = _libxc!;

@@ -12,7 +12,7 @@ public sealed class StreamSummary
     public StreamKind Kind { get; internal set; }
 
     /// <summary>Guest type from the (last) libxc Domain Header.</summary>
-    public DomainType Guest { get; internal set; }
+    public GuestType Guest { get; internal set; }
 
     /// <summary>libxc Image Header version.</summary>
     public uint LibxcVersion { get; internal set; }

@@ -9,7 +9,7 @@ namespace Xmig.Verify;
 public sealed partial class StreamVerifier
 {
     private uint _version;
-    private DomainType _guest;
+    private GuestType _guest;
     private bool _guestKnown;
     private bool _staticDataEnd;
     private bool _pvInfo;
@@ -66,9 +66,9 @@ public sealed partial class StreamVerifier
             throw new StreamFormatException("libxc domain header", -1, offset + 6, Invariant($"reserved field 0x{h.Reserved:X4} not zero"));
         }
 
-        _guest = h.DomainType;
+        _guest = h.GuestType;
         _guestKnown = true;
-        _summary.Guest = h.DomainType;
+        _summary.Guest = h.GuestType;
         _summary.XenMajor = h.XenMajor;
         _summary.XenMinor = h.XenMinor;
         _observer?.OnDomainHeader(h, offset);
@@ -125,9 +125,9 @@ public sealed partial class StreamVerifier
                 OnX86PvVcpu(r);
                 break;
             case RecordType.SharedInfo:
-                RequireGuest(r, DomainType.X86Pv);
+                RequireGuest(r, GuestType.Pv);
                 RequirePvInfo(r);
-                if (h.Length != PageData.PageSize)
+                if (h.Length != GuestPage.Size)
                 {
                     throw r.Error(Invariant($"length {h.Length} is not 4096"));
                 }
@@ -147,7 +147,7 @@ public sealed partial class StreamVerifier
                 _info.Add("incarnation", tsc.Incarnation);
                 break;
             case RecordType.HvmContext:
-                RequireGuest(r, DomainType.X86Hvm);
+                RequireGuest(r, GuestType.Hvm);
                 if (h.Length == 0)
                 {
                     throw r.Error("empty HVM context");
@@ -212,11 +212,11 @@ public sealed partial class StreamVerifier
         }
     }
 
-    private void RequireGuest(LibxcReader r, DomainType guest)
+    private void RequireGuest(LibxcReader r, GuestType guest)
     {
         if (_guest != guest)
         {
-            throw r.Error(guest == DomainType.X86Pv
+            throw r.Error(guest == GuestType.Pv
                 ? "PV record in an HVM stream (the receiver rejects it)"
                 : "HVM record in a PV stream (the receiver rejects it)");
         }
@@ -234,7 +234,7 @@ public sealed partial class StreamVerifier
     private void OnPageData(LibxcReader r)
     {
         RequireStaticDataEnd(r);
-        var pv = _guest == DomainType.X86Pv;
+        var pv = _guest == GuestType.Pv;
         if (pv && !_p2m)
         {
             throw r.Error("no X86_PV_P2M_FRAMES before it (the pfn bound is unknown)");
@@ -320,7 +320,7 @@ public sealed partial class StreamVerifier
     // v2-stream.md §3.5.3; V31, V32; §7 row 23.
     private void OnX86PvInfo(LibxcReader r)
     {
-        RequireGuest(r, DomainType.X86Pv);
+        RequireGuest(r, GuestType.Pv);
         if (_pvInfo)
         {
             throw r.Error("X86_PV_INFO repeated");
@@ -361,7 +361,7 @@ public sealed partial class StreamVerifier
     // v2-stream.md §3.5.4; V33; §7 row 24.
     private void OnX86PvP2mFrames(LibxcReader r)
     {
-        RequireGuest(r, DomainType.X86Pv);
+        RequireGuest(r, GuestType.Pv);
         RequireStaticDataEnd(r);
         RequirePvInfo(r);
         var view = r.ReadX86PvP2mFrames();
@@ -386,7 +386,7 @@ public sealed partial class StreamVerifier
     // v2-stream.md §3.5.5; V34; §7 row 25.
     private void OnX86PvVcpu(LibxcReader r)
     {
-        RequireGuest(r, DomainType.X86Pv);
+        RequireGuest(r, GuestType.Pv);
         RequirePvInfo(r);
         var length = r.Header.Length;
         if (length < X86PvVcpuView.HeaderSize)
@@ -435,7 +435,7 @@ public sealed partial class StreamVerifier
     // v2-stream.md §3.5.9; V38; §7 row 29.
     private void OnHvmParams(LibxcReader r)
     {
-        RequireGuest(r, DomainType.X86Hvm);
+        RequireGuest(r, GuestType.Hvm);
         var length = r.Header.Length;
         if (length < HvmParamsView.HeaderSize)
         {
@@ -528,7 +528,7 @@ public sealed partial class StreamVerifier
             throw r.Error("no STATIC_DATA_END in the stream (mandatory in version 3)");
         }
 
-        if (_guest == DomainType.X86Pv)
+        if (_guest == GuestType.Pv)
         {
             if (!_pvInfo)
             {

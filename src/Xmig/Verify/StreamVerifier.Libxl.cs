@@ -193,7 +193,7 @@ public sealed partial class StreamVerifier
         {
             Warn(r, "before the libxc stream: the guest type is not known yet");
         }
-        else if (_guest != DomainType.X86Hvm)
+        else if (_guest != GuestType.Hvm)
         {
             throw r.Error("emulator record for a PV guest (accepted only for HVM)");
         }

@@ -105,7 +105,7 @@ public class StreamCommandTests
     [Fact]
     public void Inspect_UnknownOptionalRecord_IsKeptAndWarned()
     {
-        var data = Xmig.Tests.Verify.MalformedStreams.Libxc(DomainType.X86Hvm, w => w.WriteRecord(0x8000_0001u, [1, 2, 3]));
+        var data = Xmig.Tests.Verify.MalformedStreams.Libxc(GuestType.Hvm, w => w.WriteRecord(0x8000_0001u, [1, 2, 3]));
         var path = Path.Combine(Path.GetTempPath(), $"xmig-optional-{Environment.ProcessId}.bin");
         File.WriteAllBytes(path, data);
         try

@@ -95,7 +95,7 @@ public class ConvertCommandTests
     [InlineData("libxc", false, true, "yes")]
     public void Convert_CompressedRemusStream_DecodesDeltasAgainstTheEarlierCheckpoints(string format, bool fromFile, bool cacheFirst, string mode)
     {
-        foreach (var guest in new[] { LegacyGuestType.Pv, LegacyGuestType.Hvm })
+        foreach (var guest in new[] { GuestType.Pv, GuestType.Hvm })
         {
             var b = new LegacyImageBuilder { Guest = guest, Checkpoints = 4, Compress = true, Width = 4, CacheFirstCheckpoint = cacheFirst };
             var input = ConvertTestSupport.TempFile("compressed.bin");
@@ -166,7 +166,7 @@ public class ConvertCommandTests
         var b = new LegacyImageBuilder
         {
             Width = width,
-            Guest = LegacyGuestType.Hvm,
+            Guest = GuestType.Hvm,
             Toolstack = blob,
             DeviceModel = LegacyDeviceModelSignature.QemuDeviceModelRecord,
             Generation = LegacyWriterGeneration.Legacy40,

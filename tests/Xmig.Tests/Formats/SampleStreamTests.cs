@@ -6,12 +6,12 @@ namespace Xmig.Tests.Formats;
 
 public class SampleStreamTests
 {
-    public static TheoryData<StreamKind, DomainType, int, bool> Shapes()
+    public static TheoryData<StreamKind, GuestType, int, bool> Shapes()
     {
-        var data = new TheoryData<StreamKind, DomainType, int, bool>();
+        var data = new TheoryData<StreamKind, GuestType, int, bool>();
         foreach (var kind in new[] { StreamKind.Xl, StreamKind.Libxl, StreamKind.Libxc })
         {
-            foreach (var guest in new[] { DomainType.X86Pv, DomainType.X86Hvm })
+            foreach (var guest in new[] { GuestType.Pv, GuestType.Hvm })
             {
                 data.Add(kind, guest, 0, false);
                 data.Add(kind, guest, 3, false);
@@ -24,7 +24,7 @@ public class SampleStreamTests
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void Sample_RewritesByteIdentically(StreamKind kind, DomainType guest, int checkpoints, bool colo)
+    public void Sample_RewritesByteIdentically(StreamKind kind, GuestType guest, int checkpoints, bool colo)
     {
         var data = SampleStreams.Create(new SampleStreamOptions { Kind = kind, Guest = guest, Checkpoints = checkpoints, Colo = colo, Pages = 1500 });
         Assert.Equal(kind, StreamDetector.Detect(data.AsSpan(0, 32)));
@@ -34,7 +34,7 @@ public class SampleStreamTests
     [Fact]
     public void CheckpointedLibxlSample_WalksAllCheckpoints_AndEndsAtCheckpoint()
     {
-        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxl, Guest = DomainType.X86Hvm, Checkpoints = 3, Colo = true });
+        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxl, Guest = GuestType.Hvm, Checkpoints = 3, Colo = true });
         using var input = new InputBuffer(new MemoryStream(data));
         var walker = new V2StreamReader(input);
         var checkpointEnds = 0;

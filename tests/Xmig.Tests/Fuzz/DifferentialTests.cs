@@ -56,7 +56,7 @@ public class DifferentialTests(ITestOutputHelper output)
     [Fact]
     public void PageDataPfnWithReservedBits_IsAKnownDisagreementOrAgreed()
     {
-        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxc, Guest = DomainType.X86Hvm, Pages = 1, Vcpus = 1 });
+        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxc, Guest = GuestType.Hvm, Pages = 1, Vcpus = 1 });
         var entry = FirstPageDataEntryOffset(data);
         data[entry + 6] |= 0x10; // bit 52
         AssertAgreeOrKnown(data, Disagreement.RestoreTakesVerifyRejects);
@@ -66,7 +66,7 @@ public class DifferentialTests(ITestOutputHelper output)
     [Fact]
     public void LibxlHeaderWithReservedOptionBit_IsAKnownDisagreementOrAgreed()
     {
-        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxl, Guest = DomainType.X86Hvm, Pages = 1, Vcpus = 1 });
+        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxl, Guest = GuestType.Hvm, Pages = 1, Vcpus = 1 });
         data[15] |= 0x04; // options, big-endian u32 at offset 12: bit 2
         AssertAgreeOrKnown(data, Disagreement.RestoreTakesVerifyRejects);
     }
@@ -74,14 +74,14 @@ public class DifferentialTests(ITestOutputHelper output)
     // Known (issue 12): verify warns on an HVM legacy image without a device-model record; restore refuses it.
     [Fact]
     public void HvmLegacyImageWithoutDeviceModel_IsAKnownDisagreementOrAgreed() =>
-        AssertAgreeOrKnown(Seeds.CompressedLegacy(LegacyGuestType.Hvm, deviceModel: false), Disagreement.VerifyPassesRestoreRefuses);
+        AssertAgreeOrKnown(Seeds.CompressedLegacy(GuestType.Hvm, deviceModel: false), Disagreement.VerifyPassesRestoreRefuses);
 
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
     public void CompressedCheckpointedLegacyImage_ConvertsToAStreamThatVerifies(bool pv)
     {
-        var (direction, detail) = Differential.Check(Seeds.CompressedLegacy(pv ? LegacyGuestType.Pv : LegacyGuestType.Hvm));
+        var (direction, detail) = Differential.Check(Seeds.CompressedLegacy(pv ? GuestType.Pv : GuestType.Hvm));
         Assert.True(direction == Disagreement.None, $"{direction}: {detail}");
     }
 

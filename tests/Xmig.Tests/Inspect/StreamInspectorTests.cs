@@ -11,7 +11,7 @@ public class StreamInspectorTests
     [Fact]
     public void Text_ShowsHeadersRecordsAndSummary()
     {
-        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Xl, Guest = DomainType.X86Pv, Pages = 2000 });
+        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Xl, Guest = GuestType.Pv, Pages = 2000 });
         using var text = new StringWriter();
         var result = StreamInspector.Inspect(new MemoryStream(data), StreamFormat.Auto, text, new InspectOptions());
         Assert.True(result.IsValid, result.Error?.Message);
@@ -28,7 +28,7 @@ public class StreamInspectorTests
     [Fact]
     public void Verbose_AddsPageRunsAndParams()
     {
-        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxl, Guest = DomainType.X86Hvm, Pages = 10 });
+        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxl, Guest = GuestType.Hvm, Pages = 10 });
         using var text = new StringWriter();
         StreamInspector.Inspect(new MemoryStream(data), StreamFormat.Auto, text, new InspectOptions { Verbose = true });
         var output = text.ToString();
@@ -41,7 +41,7 @@ public class StreamInspectorTests
     [Fact]
     public void Json_IsOneDocument_WithItemsAndSummary()
     {
-        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxl, Guest = DomainType.X86Hvm, Checkpoints = 2, Colo = true });
+        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxl, Guest = GuestType.Hvm, Checkpoints = 2, Colo = true });
         using var text = new StringWriter();
         StreamInspector.Inspect(new MemoryStream(data), StreamFormat.Auto, text, new InspectOptions { Json = true });
         using var doc = JsonDocument.Parse(text.ToString());
@@ -57,7 +57,7 @@ public class StreamInspectorTests
     [Fact]
     public void InvalidStream_ShowsRecordsUpToTheError()
     {
-        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxc, Guest = DomainType.X86Hvm });
+        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxc, Guest = GuestType.Hvm });
         using var text = new StringWriter();
         var result = StreamInspector.Inspect(new MemoryStream(data[..^8]), StreamFormat.Auto, text, new InspectOptions());
         Assert.False(result.IsValid);

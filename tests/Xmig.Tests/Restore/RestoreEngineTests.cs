@@ -98,7 +98,7 @@ public class RestoreEngineTests
         var options = new SampleStreamOptions
         {
             Kind = kind == "xl" ? StreamKind.Xl : kind == "libxl" ? StreamKind.Libxl : StreamKind.Libxc,
-            Guest = guest == "pv" ? DomainType.X86Pv : DomainType.X86Hvm,
+            Guest = guest == "pv" ? GuestType.Pv : GuestType.Hvm,
             Pages = 100,
             Checkpoints = checkpoints,
             Colo = colo,
@@ -118,7 +118,7 @@ public class RestoreEngineTests
         var (bytes, offset) = PvStream(w =>
         {
             var at = w.Output.Position;
-            w.WritePageData([PageTypes.Encode(16, Xmig.Formats.Libxc.PageType.Notab)], new byte[4096]);
+            w.WritePageData([PageTypes.Encode(16, PageType.NoTab)], new byte[4096]);
             return at;
         });
         var e = Assert.Throws<StreamFormatException>(() => SaveRestoreSupport.Restore(bytes, tmp["d"]));
@@ -135,9 +135,9 @@ public class RestoreEngineTests
         var bytes = Build(w =>
         {
             w.WriteImageHeader();
-            w.WriteDomainHeader(DomainHeader.Create(DomainType.X86Hvm, 4, 22));
+            w.WriteDomainHeader(DomainHeader.Create(GuestType.Hvm, 4, 22));
             w.WriteStaticDataEnd();
-            w.WritePageData([PageTypes.Encode(0x100000, Xmig.Formats.Libxc.PageType.Notab)], new byte[4096]);
+            w.WritePageData([PageTypes.Encode(0x100000, PageType.NoTab)], new byte[4096]);
             return 0;
         }).Bytes;
         var e = Assert.Throws<StreamFormatException>(() => SaveRestoreSupport.Restore(bytes, tmp["d"], new RestoreOptions { MaxGuestPhysicalBytes = 1UL << 30 }));
@@ -153,7 +153,7 @@ public class RestoreEngineTests
         {
             w.WriteCheckpoint();
             var at = w.Output.Position;
-            w.WritePageData([PageTypes.Encode(99, Xmig.Formats.Libxc.PageType.Notab)], new byte[4096]);
+            w.WritePageData([PageTypes.Encode(99, PageType.NoTab)], new byte[4096]);
             w.WriteCheckpoint();
             return at;
         }, checkpointed: true);
@@ -216,7 +216,7 @@ public class RestoreEngineTests
             w.WriteVerify();
             var page = new byte[4096];
             page[0] = 0xEE;
-            w.WritePageData([PageTypes.Encode(3, Xmig.Formats.Libxc.PageType.Notab)], page);
+            w.WritePageData([PageTypes.Encode(3, PageType.NoTab)], page);
             return 0;
         });
         var (domain, result) = SimulatedRestore.ToDirectory(new MemoryStream(bytes), tmp["d"]);
@@ -275,7 +275,7 @@ public class RestoreEngineTests
     private static void WritePvBody(LibxcWriter w)
     {
         w.WriteImageHeader();
-        w.WriteDomainHeader(DomainHeader.Create(DomainType.X86Pv, 4, 22));
+        w.WriteDomainHeader(DomainHeader.Create(GuestType.Pv, 4, 22));
         w.WriteX86PvInfo(new X86PvInfo(8, 4));
         w.WriteStaticDataEnd();
         w.WriteX86PvP2mFrames(0, 15, [5]);
@@ -283,7 +283,7 @@ public class RestoreEngineTests
         var pages = new byte[16 * 4096];
         for (var i = 0; i < 16; i++)
         {
-            entries[i] = PageTypes.Encode((ulong)i, Xmig.Formats.Libxc.PageType.Notab);
+            entries[i] = PageTypes.Encode((ulong)i, PageType.NoTab);
             BinaryPrimitives.WriteUInt64LittleEndian(pages.AsSpan(i * 4096), (ulong)i);
         }
 

@@ -82,8 +82,8 @@ public class RoundTripTests
                     }
                 }
 
-                var a = new Xmig.Domains.PageType[source.P2mSize];
-                var b = new Xmig.Domains.PageType[source.P2mSize];
+                var a = new PageType[source.P2mSize];
+                var b = new PageType[source.P2mSize];
                 source.GetPageTypes(0, a);
                 domain.GetPageTypes(0, b);
                 Assert.Equal(a, b);
@@ -244,7 +244,7 @@ public class RoundTripTests
     public void Restore_ThroughOneOctetReads_GivesSameDigest()
     {
         using var tmp = new TempDirectory();
-        var bytes = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Xl, Guest = Xmig.Formats.Libxc.DomainType.X86Hvm, Pages = 40, Checkpoints = 2 });
+        var bytes = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Xl, Guest = GuestType.Hvm, Pages = 40, Checkpoints = 2 });
         var (a, _) = SimulatedRestore.ToDirectory(new MemoryStream(bytes), tmp["a"]);
         var (b, result) = SimulatedRestore.ToDirectory(SaveRestoreSupport.Trickle(bytes), tmp["b"]);
         using (a)

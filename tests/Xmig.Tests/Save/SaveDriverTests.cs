@@ -243,7 +243,7 @@ public class SaveDriverTests
 
         Assert.True(domain.IsPaused);
         var source = MemoryDigest.Compute(domain);
-        var (restored, _) = DomainRestore.Run(new MemoryStream(output.ToArray()), new MemoryDomainBackend(), new RestoreOptions { LegacyGuestType = domain.GuestType });
+        var (restored, _) = DomainRestore.Run(new MemoryStream(output.ToArray()), new MemoryDomainBackend(), new RestoreOptions { GuestType = domain.GuestType });
         using (restored)
         {
             Assert.IsType<MemoryDomain>(restored);

@@ -51,9 +51,9 @@ public class ArbitraryInputProperties
 
     private static readonly byte[][] Samples =
     [
-        SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxc, Guest = DomainType.X86Pv, Pages = 2, Vcpus = 1 }),
-        SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxl, Guest = DomainType.X86Hvm, Pages = 2, Checkpoints = 2, Colo = true }),
-        SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Xl, Guest = DomainType.X86Hvm, Pages = 2 }),
+        SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxc, Guest = GuestType.Pv, Pages = 2, Vcpus = 1 }),
+        SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxl, Guest = GuestType.Hvm, Pages = 2, Checkpoints = 2, Colo = true }),
+        SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Xl, Guest = GuestType.Hvm, Pages = 2 }),
     ];
 
     /// <summary>Reads <paramref name="data"/> every way the library offers; only <see cref="StreamFormatException"/> may escape.</summary>

@@ -20,9 +20,9 @@ internal static class MalformedStreams
     public static IReadOnlyList<MalformedCase> All()
     {
         var cases = new List<MalformedCase>();
-        var xc = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxc, Guest = DomainType.X86Hvm, Pages = 4 });
-        var xl = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxl, Guest = DomainType.X86Hvm, Pages = 4 });
-        var xlFile = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Xl, Guest = DomainType.X86Hvm, Pages = 4 });
+        var xc = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxc, Guest = GuestType.Hvm, Pages = 4 });
+        var xl = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Libxl, Guest = GuestType.Hvm, Pages = 4 });
+        var xlFile = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Xl, Guest = GuestType.Hvm, Pages = 4 });
         var xcItems = Items(xc);
         var xlItems = Items(xl);
         var xlFileItems = Items(xlFile);
@@ -38,7 +38,7 @@ internal static class MalformedStreams
         Add("libxc-truncated-record-header", "auto", xc[..(int)(pageData + 5)], pageData, "truncated record header: 5 of 8");
         Add("libxc-truncated-page-data", "auto", xc[..(int)(pageData + 100)], pageData, "truncated");
         Add("libxc-missing-end", "auto", xc[..(int)end], end, "missing END");
-        var padded = Libxc(DomainType.X86Hvm, w => w.WriteHvmContext(new byte[1021]));
+        var padded = Libxc(GuestType.Hvm, w => w.WriteHvmContext(new byte[1021]));
         var hvmContext = At(Items(padded), "HVM_CONTEXT");
         Add("libxc-truncated-padding", "auto", padded[..(int)(hvmContext + 8 + 1022)], hvmContext, "padding");
         Add("libxl-missing-libxl-end", "auto", xl[..^8], xl.Length - 8, "missing libxl END");
@@ -73,14 +73,14 @@ internal static class MalformedStreams
         Add("libxc-pfn-reserved-bits", "auto", Patch(xc, pageData + 16 + 8 + 6, 0x10), pageData, "reserved bits 52-59");
         var tsc = At(xcItems, "X86_TSC_INFO");
         Add("libxc-tsc-reserved", "auto", Patch(xc, tsc + 8 + 20, 1), tsc, "reserved field");
-        var pv = Libxc(DomainType.X86Pv, _ => { });
+        var pv = Libxc(GuestType.Pv, _ => { });
         var basic = At(Items(pv), "X86_PV_VCPU_BASIC");
         Add("libxc-vcpu-reserved", "auto", Patch(pv, basic + 8 + 4, 1), basic, "reserved field");
         var pvInfo = At(Items(pv), "X86_PV_INFO");
         Add("libxc-pv-info-reserved", "auto", Patch(pv, pvInfo + 8 + 5, 1), pvInfo, "reserved octets");
 
         // Unknown mandatory record types at both layers.
-        var unknown = Libxc(DomainType.X86Hvm, w => w.WriteRecord(0x13u, [1, 2, 3, 4]));
+        var unknown = Libxc(GuestType.Hvm, w => w.WriteRecord(0x13u, [1, 2, 3, 4]));
         Add("libxc-unknown-mandatory-type", "auto", unknown, At(Items(unknown), "UNKNOWN_0x00000013"), "unknown mandatory record type 0x00000013");
         var xlEnd = At(xlItems, "libxl END");
         Add("libxl-unknown-mandatory-type", "auto", Splice(xl, xlEnd, Record(6, [9, 9, 9, 9])), xlEnd, "unknown mandatory libxl record type 0x00000006");
@@ -102,24 +102,24 @@ internal static class MalformedStreams
         Add("libxl-embedded-libxc-without-end", "auto", Cut(xl, xlLibxcEnd, 8), xlLibxcEnd, "PV record in an HVM stream");
 
         // Order, singletons, bounds and per-type sizes.
-        var noSde = Libxc(DomainType.X86Hvm, w => { }, staticDataEnd: false);
+        var noSde = Libxc(GuestType.Hvm, w => { }, staticDataEnd: false);
         Add("libxc-v3-without-static-data-end", "auto", noSde, At(Items(noSde), "PAGE_DATA"), "no STATIC_DATA_END");
-        var twice = Libxc(DomainType.X86Pv, w => w.WriteX86PvInfo(new X86PvInfo(8, 4)));
+        var twice = Libxc(GuestType.Pv, w => w.WriteX86PvInfo(new X86PvInfo(8, 4)));
         Add("libxc-pv-info-repeated", "auto", twice, At(Items(twice), "X86_PV_INFO", 1), "X86_PV_INFO repeated");
-        var beyond = Libxc(DomainType.X86Pv, w => w.WritePageData([PageTypes.Encode(64, PageType.Notab)], new byte[4096]));
+        var beyond = Libxc(GuestType.Pv, w => w.WritePageData([PageTypes.Encode(64, PageType.NoTab)], new byte[4096]));
         Add("libxc-pv-pfn-beyond-p2m", "auto", beyond, At(Items(beyond), "PAGE_DATA", 1), "exceeds max pfn 0x3F");
-        var toolstack = Libxc(DomainType.X86Hvm, w => w.WriteToolstack([1]));
+        var toolstack = Libxc(GuestType.Hvm, w => w.WriteToolstack([1]));
         Add("libxc-toolstack", "auto", toolstack, At(Items(toolstack), "TOOLSTACK"), "deprecated");
-        var emptyContext = Libxc(DomainType.X86Hvm, w => w.WriteHvmContext(default));
+        var emptyContext = Libxc(GuestType.Hvm, w => w.WriteHvmContext(default));
         Add("libxc-empty-hvm-context", "auto", emptyContext, At(Items(emptyContext), "HVM_CONTEXT"), "empty HVM context");
         var hvmParams = At(xcItems, "HVM_PARAMS");
         Add("libxc-hvm-params-count-mismatch", "auto", Patch(xc, hvmParams + 8, 5), hvmParams, "does not match count 5");
         var p2m = At(Items(pv), "X86_PV_P2M_FRAMES");
         Add("libxc-p2m-frames-length-mismatch", "auto", PatchLe32(pv, p2m + 8 + 4, 4096), p2m, "does not match pfns 0..4096");
         Add("libxc-pv-record-in-hvm-stream", "auto", Patch(pv, 24, 2), At(Items(pv), "X86_PV_INFO"), "PV record in an HVM stream");
-        var badBasic = Libxc(DomainType.X86Pv, w => w.WriteX86PvVcpu(RecordType.X86PvVcpuBasic, 1, new byte[100]));
+        var badBasic = Libxc(GuestType.Pv, w => w.WriteX86PvVcpu(RecordType.X86PvVcpuBasic, 1, new byte[100]));
         Add("libxc-vcpu-basic-wrong-size", "auto", badBasic, At(Items(badBasic), "X86_PV_VCPU_BASIC"), "context of 100 octets");
-        var dirty = Libxc(DomainType.X86Hvm, w => w.WriteCheckpointDirtyPfnList([1]));
+        var dirty = Libxc(GuestType.Hvm, w => w.WriteCheckpointDirtyPfnList([1]));
         Add("libxc-dirty-pfn-list-forward", "auto", dirty, At(Items(dirty), "CHECKPOINT_DIRTY_PFN_LIST"), "COLO back channel");
         Add("libxl-checkpoint-end-outside-checkpoint", "auto", Splice(xl, xlEnd, Record(4, [])), xlEnd, "outside a checkpoint");
         var xenstore = At(xlItems, "EMULATOR_XENSTORE_DATA");
@@ -130,7 +130,7 @@ internal static class MalformedStreams
     }
 
     /// <summary>A libxc stream: headers, (PV) PV_INFO, STATIC_DATA_END, (PV) P2M, one page, <paramref name="body"/>, completion records, END.</summary>
-    public static byte[] Libxc(DomainType guest, Action<LibxcWriter> body, bool staticDataEnd = true)
+    public static byte[] Libxc(GuestType guest, Action<LibxcWriter> body, bool staticDataEnd = true)
     {
         using var ms = new MemoryStream();
         using (var output = new OutputBuffer(ms))
@@ -138,7 +138,7 @@ internal static class MalformedStreams
             var w = new LibxcWriter(output);
             w.WriteImageHeader();
             w.WriteDomainHeader(DomainHeader.Create(guest, 4, 22));
-            if (guest == DomainType.X86Pv)
+            if (guest == GuestType.Pv)
             {
                 w.WriteX86PvInfo(new X86PvInfo(8, 4));
             }
@@ -148,14 +148,14 @@ internal static class MalformedStreams
                 w.WriteStaticDataEnd();
             }
 
-            if (guest == DomainType.X86Pv)
+            if (guest == GuestType.Pv)
             {
                 w.WriteX86PvP2mFrames(0, 63, [0]);
             }
 
-            w.WritePageData([PageTypes.Encode(0, PageType.Notab)], new byte[4096]);
+            w.WritePageData([PageTypes.Encode(0, PageType.NoTab)], new byte[4096]);
             body(w);
-            if (guest == DomainType.X86Pv)
+            if (guest == GuestType.Pv)
             {
                 w.WriteSharedInfo(new byte[4096]);
                 w.WriteX86PvVcpu(RecordType.X86PvVcpuBasic, 0, new byte[X86PvVcpuView.BasicContextSize64]);

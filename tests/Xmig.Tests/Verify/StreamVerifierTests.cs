@@ -32,7 +32,7 @@ public class StreamVerifierTests
 
     [Theory]
     [MemberData(nameof(Formats.SampleStreamTests.Shapes), MemberType = typeof(Formats.SampleStreamTests))]
-    public void Sample_Verifies(StreamKind kind, DomainType guest, int checkpoints, bool colo)
+    public void Sample_Verifies(StreamKind kind, GuestType guest, int checkpoints, bool colo)
     {
         var data = SampleStreams.Create(new SampleStreamOptions { Kind = kind, Guest = guest, Checkpoints = checkpoints, Colo = colo, Pages = 1500 });
         var result = StreamVerifier.Verify(new MemoryStream(data));

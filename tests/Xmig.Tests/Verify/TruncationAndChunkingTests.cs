@@ -9,17 +9,17 @@ namespace Xmig.Tests.Verify;
 
 public class TruncationAndChunkingTests
 {
-    public static TheoryData<StreamKind, DomainType> Kinds() => new()
+    public static TheoryData<StreamKind, GuestType> Kinds() => new()
     {
-        { StreamKind.Libxc, DomainType.X86Hvm },
-        { StreamKind.Libxc, DomainType.X86Pv },
-        { StreamKind.Libxl, DomainType.X86Hvm },
-        { StreamKind.Xl, DomainType.X86Pv },
+        { StreamKind.Libxc, GuestType.Hvm },
+        { StreamKind.Libxc, GuestType.Pv },
+        { StreamKind.Libxl, GuestType.Hvm },
+        { StreamKind.Xl, GuestType.Pv },
     };
 
     [Theory]
     [MemberData(nameof(Kinds))]
-    public void TruncatedAtAndInsideEveryItem_IsInvalid_AtThatItemsOffset(StreamKind kind, DomainType guest)
+    public void TruncatedAtAndInsideEveryItem_IsInvalid_AtThatItemsOffset(StreamKind kind, GuestType guest)
     {
         var data = SampleStreams.Create(new SampleStreamOptions { Kind = kind, Guest = guest, Pages = 3, Vcpus = 1 });
         var starts = MalformedStreams.Items(data).Select(i => i.Offset).ToList();
@@ -46,7 +46,7 @@ public class TruncationAndChunkingTests
     [Fact]
     public void SplitAtEveryOffset_YieldsTheSameRecords()
     {
-        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Xl, Guest = DomainType.X86Hvm, Pages = 2, Checkpoints = 2, Colo = true, EndAfterCheckpoints = true });
+        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Xl, Guest = GuestType.Hvm, Pages = 2, Checkpoints = 2, Colo = true, EndAfterCheckpoints = true });
         var expected = Log(new MemoryStream(data));
         for (var split = 1; split < data.Length; split++)
         {

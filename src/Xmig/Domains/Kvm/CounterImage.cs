@@ -24,7 +24,7 @@ internal static class CounterImage
     public static CounterCheck Check(IDomain domain)
     {
         ArgumentNullException.ThrowIfNull(domain);
-        var mailboxPfn = GuestLayout.Mailbox / GuestMemory.PageSize;
+        var mailboxPfn = GuestLayout.Mailbox / GuestPage.Size;
         if (mailboxPfn >= domain.P2mSize)
         {
             throw new InvalidDataException("memory too small to hold the counter guest's mailbox");
@@ -36,8 +36,8 @@ internal static class CounterImage
             throw new InvalidDataException("no test-guest mailbox at 0x8000");
         }
 
-        var start = BinaryPrimitives.ReadUInt64LittleEndian(mailbox[GuestLayout.MailboxField.AreaStart..]) / GuestMemory.PageSize;
-        var end = BinaryPrimitives.ReadUInt64LittleEndian(mailbox[GuestLayout.MailboxField.AreaEnd..]) / GuestMemory.PageSize;
+        var start = BinaryPrimitives.ReadUInt64LittleEndian(mailbox[GuestLayout.MailboxField.AreaStart..]) / GuestPage.Size;
+        var end = BinaryPrimitives.ReadUInt64LittleEndian(mailbox[GuestLayout.MailboxField.AreaEnd..]) / GuestPage.Size;
         var sweeps = BinaryPrimitives.ReadUInt64LittleEndian(mailbox[GuestLayout.MailboxField.Sweeps..]);
         if (start >= end || end > domain.P2mSize)
         {

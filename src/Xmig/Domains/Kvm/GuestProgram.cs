@@ -30,7 +30,7 @@ internal sealed record GuestProgram(GuestProgramKind Kind, ulong WorkingSetBytes
         if (parts.Length == 3 && parts[0] == "dirty" && ByteSize.TryParse(parts[1], out var wss)
             && ulong.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var rate))
         {
-            if (wss < GuestMemory.PageSize || wss % GuestMemory.PageSize != 0)
+            if (wss < GuestPage.Size || wss % GuestPage.Size != 0)
             {
                 problem = $"program \"{text}\": the working set must be a positive multiple of 4 KiB";
                 return false;
@@ -69,7 +69,7 @@ internal sealed record GuestProgram(GuestProgramKind Kind, ulong WorkingSetBytes
         a.mov(rax, rbx);
         a.Label(ref inner);
         a.inc(__byte_ptr[rax]);
-        a.add(rax, GuestMemory.PageSize);
+        a.add(rax, GuestPage.Size);
         a.cmp(rax, rcx);
         a.jb(inner);
         a.inc(__qword_ptr[rdi + GuestLayout.MailboxField.Sweeps]);
@@ -99,7 +99,7 @@ internal sealed record GuestProgram(GuestProgramKind Kind, ulong WorkingSetBytes
         a.Label(ref inner);
         a.inc(__qword_ptr[rsi]);
         a.inc(__qword_ptr[rdi + GuestLayout.MailboxField.PagesWritten]);
-        a.add(rsi, GuestMemory.PageSize);
+        a.add(rsi, GuestPage.Size);
         a.mov(rax, rsi);
         a.shr(rax, 12);
         a.and(eax, GuestLayout.PaceBatchPages - 1);

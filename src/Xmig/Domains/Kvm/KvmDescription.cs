@@ -88,7 +88,7 @@ internal static class KvmProbe
 
         try
         {
-            var page = (byte*)NativeMemory.AlignedAlloc(GuestMemory.PageSize, GuestMemory.PageSize);
+            var page = (byte*)NativeMemory.AlignedAlloc(GuestPage.Size, GuestPage.Size);
             try
             {
                 using var vm = new KvmVm(page, 1);

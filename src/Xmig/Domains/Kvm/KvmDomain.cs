@@ -43,10 +43,10 @@ internal sealed unsafe class KvmDomain : IDomain
         _vm = new KvmVm(store.Memory.PagePointer(0), store.P2mSize, useClearDirtyLog);
         try
         {
-            var mailbox = store.P2mSize > GuestLayout.Mailbox / GuestMemory.PageSize ? store.GetPage(GuestLayout.Mailbox / GuestMemory.PageSize) : default;
+            var mailbox = store.P2mSize > GuestLayout.Mailbox / GuestPage.Size ? store.GetPage(GuestLayout.Mailbox / GuestPage.Size) : default;
             var rate = mailbox.IsEmpty ? 0 : BinaryPrimitives.ReadUInt64LittleEndian(mailbox[GuestLayout.MailboxField.RateMiBps..]);
             ProgramKind = mailbox.IsEmpty ? 0 : (GuestProgramKind)BinaryPrimitives.ReadUInt64LittleEndian(mailbox[GuestLayout.MailboxField.Program..]);
-            var batchTicks = rate == 0 ? 0 : (long)(Stopwatch.Frequency * (double)(GuestLayout.PaceBatchPages * GuestMemory.PageSize) / (rate << 20));
+            var batchTicks = rate == 0 ? 0 : (long)(Stopwatch.Frequency * (double)(GuestLayout.PaceBatchPages * GuestPage.Size) / (rate << 20));
             foreach (var state in states)
             {
                 var vcpu = _vm.AddVcpu();
@@ -82,7 +82,7 @@ internal sealed unsafe class KvmDomain : IDomain
     public bool ManualDirtyProtect => _vm.ManualDirtyProtect;
 
     /// <summary>Sweeps completed, as the guest keeps it in its mailbox.</summary>
-    public ulong Sweeps => BinaryPrimitives.ReadUInt64LittleEndian(_store.GetPage(GuestLayout.Mailbox / GuestMemory.PageSize)[GuestLayout.MailboxField.Sweeps..]);
+    public ulong Sweeps => BinaryPrimitives.ReadUInt64LittleEndian(_store.GetPage(GuestLayout.Mailbox / GuestPage.Size)[GuestLayout.MailboxField.Sweeps..]);
 
     /// <summary>The last sweep count the guest reported on its port (low 32 bits), or −1 before its first report here.</summary>
     public long LastReportedSweeps => Interlocked.Read(ref _lastReport);
@@ -107,7 +107,7 @@ internal sealed unsafe class KvmDomain : IDomain
         var working = DomainDirectory.CreateWorkingDirectory(target);
         try
         {
-            var pages = memoryBytes / GuestMemory.PageSize;
+            var pages = memoryBytes / GuestPage.Size;
             using (var store = SimulatedDomain.CreateEmpty(working, GuestType.Hvm, 8, pages))
             {
                 store.GrowP2m(pages);
@@ -117,10 +117,10 @@ internal sealed unsafe class KvmDomain : IDomain
                 GuestLayout.WriteSystemArea(low, program.Kind, areaEnd, program.RateMiBps);
                 program.AssembleBoot().CopyTo(low.AsSpan((int)GuestLayout.BootCode));
                 GuestProgram.AssembleAp().CopyTo(low.AsSpan((int)GuestLayout.ApCode));
-                var zero = new byte[GuestMemory.PageSize];
+                var zero = new byte[GuestPage.Size];
                 for (var pfn = 0UL; pfn < pages; pfn++)
                 {
-                    var data = pfn < GuestLayout.AreaStart / GuestMemory.PageSize ? low.AsSpan((int)(pfn * GuestMemory.PageSize), GuestMemory.PageSize) : zero;
+                    var data = pfn < GuestLayout.AreaStart / GuestPage.Size ? low.AsSpan((int)(pfn * GuestPage.Size), GuestPage.Size) : zero;
                     store.WritePage(pfn, PageType.NoTab, data);
                 }
 
@@ -145,7 +145,7 @@ internal sealed unsafe class KvmDomain : IDomain
     public static string? Validate(GuestProgram program, ulong memoryBytes, int vcpus)
     {
         ArgumentNullException.ThrowIfNull(program);
-        if (memoryBytes % GuestMemory.PageSize != 0 || memoryBytes < GuestLayout.MinMemory || memoryBytes > GuestLayout.MaxMemory)
+        if (memoryBytes % GuestPage.Size != 0 || memoryBytes < GuestLayout.MinMemory || memoryBytes > GuestLayout.MaxMemory)
         {
             return $"memory {ByteSize.Format(memoryBytes)} is not a multiple of 4 KiB in {ByteSize.Format(GuestLayout.MinMemory)} … {ByteSize.Format(GuestLayout.MaxMemory)}";
         }
@@ -229,7 +229,7 @@ internal sealed unsafe class KvmDomain : IDomain
     /// <summary>The program named by the guest's mailbox (<c>counter</c>, <c>dirty:WSS:RATE</c>), or <c>unknown</c>.</summary>
     internal static string DescribeProgram(IDomain domain)
     {
-        var pfn = GuestLayout.Mailbox / GuestMemory.PageSize;
+        var pfn = GuestLayout.Mailbox / GuestPage.Size;
         if (pfn >= domain.P2mSize)
         {
             return "unknown";
@@ -278,7 +278,7 @@ internal sealed unsafe class KvmDomain : IDomain
     public ulong P2mSize => _store.P2mSize;
 
     /// <summary>A KVM guest's RAM is its one memory slot, fixed at creation.</summary>
-    public ulong MemoryBytes => _store.P2mSize * GuestMemory.PageSize;
+    public ulong MemoryBytes => _store.P2mSize * GuestPage.Size;
 
     public ulong MaxP2mSize => _store.P2mSize;
 

@@ -165,7 +165,7 @@ internal sealed unsafe class KvmVm : IDisposable
             Slot = Slot,
             Flags = logDirty ? KvmNative.KvmMemLogDirtyPages : 0,
             GuestPhysAddr = 0,
-            MemorySize = Pages * GuestMemory.PageSize,
+            MemorySize = Pages * GuestPage.Size,
             UserspaceAddr = (ulong)Memory,
         };
         KvmNative.Check(_vm, KvmNative.KvmSetUserMemoryRegion, &region, "KVM_SET_USER_MEMORY_REGION");

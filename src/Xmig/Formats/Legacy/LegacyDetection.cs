@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace Xmig.Formats.Legacy;
 
 /// <summary>What the first octets of a legacy image say about the saver (legacy-stream.md §1, §12 items 1 and 19).</summary>
-internal readonly record struct LegacyDetectionResult(int Width, LegacyGuestType Guest, string Evidence);
+internal readonly record struct LegacyDetectionResult(int Width, GuestType Guest, string Evidence);
 
 /// <summary>
 /// Detects the toolstack width <c>W</c> and the guest type of a legacy libxc image from its first 16 octets
@@ -19,14 +19,14 @@ internal static class LegacyDetection
     // legacy-stream.md §1:
     //   octets 0..W-1   p2m_size (< 2^28, so octets 4-7 are zero when W = 8)
     //   octets W..      PV: ext-info marker ~0 (W octets); HVM: first chunk id (i32)
-    public static LegacyDetectionResult Detect(ReadOnlySpan<byte> head, long offset, int? width, LegacyGuestType? guest)
+    public static LegacyDetectionResult Detect(ReadOnlySpan<byte> head, long offset, int? width, GuestType? guest)
     {
         if (width is int w && w is not (4 or 8))
         {
             throw new ArgumentOutOfRangeException(nameof(width), width, "width must be 4 or 8 octets");
         }
 
-        if (width is int known && guest is LegacyGuestType g)
+        if (width is int known && guest is GuestType g)
         {
             return new LegacyDetectionResult(known, g, "given");
         }
@@ -77,7 +77,7 @@ internal static class LegacyDetection
             throw Fail(offset, $"p2m_size {p2mSize} read with a {detectedWidth * 8}-bit toolstack word is not a plausible guest size; pass -w and -g");
         }
 
-        if (guest is LegacyGuestType known2)
+        if (guest is GuestType known2)
         {
             return new LegacyDetectionResult(detectedWidth, known2, evidence);
         }
@@ -86,13 +86,13 @@ internal static class LegacyDetection
         var marker = detectedWidth == 8 ? BinaryPrimitives.ReadUInt64LittleEndian(next) == ulong.MaxValue : BinaryPrimitives.ReadUInt32LittleEndian(next) == uint.MaxValue;
         if (marker)
         {
-            return new LegacyDetectionResult(detectedWidth, LegacyGuestType.Pv, evidence + "; the PV extended-info marker ~0 follows p2m_size");
+            return new LegacyDetectionResult(detectedWidth, GuestType.Pv, evidence + "; the PV extended-info marker ~0 follows p2m_size");
         }
 
         var id = BinaryPrimitives.ReadInt32LittleEndian(next);
         if (id != 0 && LegacyChunk.IsValidId(id))
         {
-            return new LegacyDetectionResult(detectedWidth, LegacyGuestType.Hvm, evidence + $"; a chunk id ({id}, {LegacyChunk.Name(id)}) follows p2m_size");
+            return new LegacyDetectionResult(detectedWidth, GuestType.Hvm, evidence + $"; a chunk id ({id}, {LegacyChunk.Name(id)}) follows p2m_size");
         }
 
         throw Fail(offset + detectedWidth, $"cannot detect the guest type: after p2m_size there is neither the PV extended-info marker nor a chunk id (0x{(uint)id:X8}); a PV stream without extended info (Xen < 3.0.x) needs -g pv");

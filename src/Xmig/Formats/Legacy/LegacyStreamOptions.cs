@@ -1,12 +1,5 @@
 namespace Xmig.Formats.Legacy;
 
-/// <summary>Guest type of a legacy image. The stream does not say it (legacy-stream.md §1, §12 item 1).</summary>
-internal enum LegacyGuestType
-{
-    Pv,
-    Hvm,
-}
-
 /// <summary>What the reader does with the HVM device-model record after the HVM context (§6.5, §6.6).</summary>
 internal enum LegacyDeviceModelHandling
 {
@@ -29,7 +22,7 @@ internal sealed record LegacyStreamOptions
     /// <summary>Saver refuses guests above this (pfns must fit in 28 bits, legacy-stream.md §4.1).</summary>
     public const ulong MaxP2mSizeLimit = 0x0FFF_FFFF;
 
-    public LegacyStreamOptions(int width, LegacyGuestType guest)
+    public LegacyStreamOptions(int width, GuestType guest)
     {
         if (width is not (4 or 8))
         {
@@ -43,7 +36,7 @@ internal sealed record LegacyStreamOptions
     /// <summary>Octets in a toolstack <c>unsigned long</c>: 4 (32-bit tools) or 8 (64-bit tools).</summary>
     public int Width { get; }
 
-    public LegacyGuestType Guest { get; }
+    public GuestType Guest { get; }
 
     /// <summary>HVM only: how the device-model record is treated.</summary>
     public LegacyDeviceModelHandling DeviceModel { get; init; } = LegacyDeviceModelHandling.Required;
@@ -73,5 +66,5 @@ internal sealed record LegacyStreamOptions
     public long MaxTmemLength { get; init; } = 1L << 32;
 
     /// <summary>Number of octets in an <c>unsigned long</c> of the saving toolstack.</summary>
-    public bool IsPv => Guest == LegacyGuestType.Pv;
+    public bool IsPv => Guest == GuestType.Pv;
 }

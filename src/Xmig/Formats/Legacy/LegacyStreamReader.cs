@@ -73,7 +73,7 @@ internal sealed partial class LegacyStreamReader
     /// <summary>Octets in a toolstack <c>ulong</c> (4 or 8).</summary>
     public int Width => _w;
 
-    public LegacyGuestType Guest { get; }
+    public GuestType Guest { get; }
 
     // ---- where we are -------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ internal enum LegacyWriterGeneration
 /// <summary>How a <see cref="LegacyStreamWriter"/> writes.</summary>
 internal sealed record LegacyWriterOptions
 {
-    public LegacyWriterOptions(int width, LegacyGuestType guest)
+    public LegacyWriterOptions(int width, GuestType guest)
     {
         if (width is not (4 or 8))
         {
@@ -30,7 +30,7 @@ internal sealed record LegacyWriterOptions
     /// <summary>Octets in the saving toolstack's <c>unsigned long</c>.</summary>
     public int Width { get; }
 
-    public LegacyGuestType Guest { get; }
+    public GuestType Guest { get; }
 
     public LegacyWriterGeneration Generation { get; init; } = LegacyWriterGeneration.Legacy41;
 
@@ -124,7 +124,7 @@ internal sealed class LegacyStreamWriter : IDisposable
     public void WriteHvmHeader(ulong p2mSize)
     {
         Expect(Phase.Header);
-        if (_options.Guest != LegacyGuestType.Hvm)
+        if (_options.Guest != GuestType.Hvm)
         {
             throw new InvalidOperationException("PV streams need WritePvHeader");
         }
@@ -140,7 +140,7 @@ internal sealed class LegacyStreamWriter : IDisposable
     public void WritePvHeader(ulong p2mSize, ReadOnlySpan<byte> vcpu0Context, bool extendedContext, uint xsaveRecordSize, ReadOnlySpan<ulong> p2mFrames)
     {
         Expect(Phase.Header);
-        if (_options.Guest != LegacyGuestType.Pv)
+        if (_options.Guest != GuestType.Pv)
         {
             throw new InvalidOperationException("HVM streams need WriteHvmHeader");
         }
@@ -509,7 +509,7 @@ internal sealed class LegacyStreamWriter : IDisposable
         }
 
         _out.WriteInt32LittleEndian(0);
-        _phase = _options.Guest == LegacyGuestType.Pv ? Phase.PvTail : Phase.HvmTail;
+        _phase = _options.Guest == GuestType.Pv ? Phase.PvTail : Phase.HvmTail;
     }
 
     // ---- tails (§6) -----------------------------------------------------------------------------

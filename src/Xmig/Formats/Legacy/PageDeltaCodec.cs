@@ -20,7 +20,6 @@ namespace Xmig.Formats.Legacy;
 /// </remarks>
 internal static class PageDeltaCodec
 {
-    public const int PageSize = 4096;
     public const byte Unchanged = 0x00;
     public const byte FullPage = 0x80;
     private const byte SkipFlag = 0x80;
@@ -28,10 +27,10 @@ internal static class PageDeltaCodec
     private const int MaxRunWords = 0x7F;
 
     /// <summary>Longest encoding a decoder accepts (a copy of every word, in runs of 127 words).</summary>
-    public const int MaxEncodedLength = PageSize + (PageSize / WordSize + MaxRunWords - 1) / MaxRunWords;
+    public const int MaxEncodedLength = GuestPage.Size + (GuestPage.Size / WordSize + MaxRunWords - 1) / MaxRunWords;
 
     /// <summary>Longest encoding <see cref="Encode"/> produces (it falls back to a full page).</summary>
-    public const int MaxEncoderOutput = 1 + PageSize;
+    public const int MaxEncoderOutput = 1 + GuestPage.Size;
 
     /// <summary>
     /// Finds the length of the page encoding at the start of <paramref name="input"/>.
@@ -53,18 +52,18 @@ internal static class PageDeltaCodec
                 length = 1;
                 return OperationStatus.Done;
             case FullPage:
-                if (input.Length < 1 + PageSize)
+                if (input.Length < 1 + GuestPage.Size)
                 {
                     return OperationStatus.NeedMoreData;
                 }
 
-                length = 1 + PageSize;
+                length = 1 + GuestPage.Size;
                 return OperationStatus.Done;
         }
 
         var offset = 0;
         var i = 0;
-        while (offset < PageSize)
+        while (offset < GuestPage.Size)
         {
             if (i >= input.Length)
             {
@@ -80,7 +79,7 @@ internal static class PageDeltaCodec
             }
 
             offset += words * WordSize;
-            if (offset > PageSize)
+            if (offset > GuestPage.Size)
             {
                 error = $"run at octet {i} of the page encoding overshoots the page (to offset {offset})";
                 return OperationStatus.InvalidData;
@@ -103,7 +102,7 @@ internal static class PageDeltaCodec
     /// </summary>
     public static void Decode(ReadOnlySpan<byte> encoding, Span<byte> page)
     {
-        if (page.Length != PageSize)
+        if (page.Length != GuestPage.Size)
         {
             throw new ArgumentException("page must be 4096 octets", nameof(page));
         }
@@ -113,13 +112,13 @@ internal static class PageDeltaCodec
             case Unchanged:
                 return;
             case FullPage:
-                encoding.Slice(1, PageSize).CopyTo(page);
+                encoding.Slice(1, GuestPage.Size).CopyTo(page);
                 return;
         }
 
         var offset = 0;
         var i = 0;
-        while (offset < PageSize)
+        while (offset < GuestPage.Size)
         {
             var d = encoding[i];
             var bytes = (d & MaxRunWords) * WordSize;
@@ -144,7 +143,7 @@ internal static class PageDeltaCodec
     /// </summary>
     public static int Encode(ReadOnlySpan<byte> previous, ReadOnlySpan<byte> current, Span<byte> destination)
     {
-        if (current.Length != PageSize || (previous.Length != 0 && previous.Length != PageSize))
+        if (current.Length != GuestPage.Size || (previous.Length != 0 && previous.Length != GuestPage.Size))
         {
             throw new ArgumentException("pages must be 4096 octets");
         }
@@ -167,7 +166,7 @@ internal static class PageDeltaCodec
 
         var o = 0;
         var word = 0;
-        const int totalWords = PageSize / WordSize;
+        const int totalWords = GuestPage.Size / WordSize;
         while (word < totalWords)
         {
             var same = Word(previous, word) == Word(current, word);
@@ -178,7 +177,7 @@ internal static class PageDeltaCodec
             }
 
             var cost = same ? 1 : 1 + (run * WordSize);
-            if (o + cost > PageSize)
+            if (o + cost > GuestPage.Size)
             {
                 // No smaller than a full page: send the page whole.
                 return WriteFull(current, destination);
@@ -207,6 +206,6 @@ internal static class PageDeltaCodec
     {
         destination[0] = FullPage;
         current.CopyTo(destination[1..]);
-        return 1 + PageSize;
+        return 1 + GuestPage.Size;
     }
 }

@@ -27,13 +27,13 @@ public readonly struct DomainHeader
     }
 
     /// <summary>A correct header for an x86 guest.</summary>
-    public static DomainHeader Create(DomainType type, uint xenMajor, uint xenMinor) =>
+    public static DomainHeader Create(GuestType type, uint xenMajor, uint xenMinor) =>
         new((uint)type, X86PageShift, 0, xenMajor, xenMinor);
 
-    /// <summary>Raw <c>type</c> (see <see cref="DomainType"/>).</summary>
+    /// <summary>Raw <c>type</c> (see <see cref="GuestType"/>).</summary>
     public uint Type { get; }
 
-    public DomainType DomainType => (DomainType)Type;
+    public GuestType GuestType => (GuestType)Type;
 
     public ushort PageShift { get; }
 
@@ -64,7 +64,7 @@ public readonly struct DomainHeader
     public void Validate(long offset)
     {
         const string What = "libxc domain header";
-        if (Type is not ((uint)DomainType.X86Pv or (uint)DomainType.X86Hvm))
+        if (Type is not ((uint)GuestType.Pv or (uint)GuestType.Hvm))
         {
             throw new StreamFormatException(What, -1, offset, $"domain type {Type} is not x86 PV (1) or HVM (2)");
         }

@@ -7,7 +7,7 @@ namespace Xmig.Formats.Libxc;
 //   using var output = new OutputBuffer(stream);
 //   var writer = new LibxcWriter(output);              // or LibxlWriter.BeginLibxcContext() when embedded
 //   writer.WriteImageHeader();                         // version 3, little-endian
-//   writer.WriteDomainHeader(DomainHeader.Create(DomainType.X86Hvm, 4, 22));
+//   writer.WriteDomainHeader(DomainHeader.Create(GuestType.Hvm, 4, 22));
 //   writer.WriteStaticDataEnd();
 //   writer.BeginPageData(entries);                     // pfn entries (PageTypes.Encode); N computed from types
 //   foreach (var page in dataPages) writer.AddPage(page);   // exactly N pages of 4096 octets
@@ -108,7 +108,7 @@ public sealed class LibxcWriter : RecordWriter
     /// <summary>SHARED_INFO (v2 spec §3.5.6): exactly 4096 octets.</summary>
     public void WriteSharedInfo(ReadOnlySpan<byte> sharedInfo)
     {
-        if (sharedInfo.Length != PageData.PageSize)
+        if (sharedInfo.Length != GuestPage.Size)
         {
             throw new ArgumentException("SHARED_INFO is one 4096-octet page", nameof(sharedInfo));
         }
@@ -187,7 +187,7 @@ public sealed class LibxcWriter : RecordWriter
     public void WritePageData(ReadOnlySpan<ulong> entries, ReadOnlySpan<byte> pages)
     {
         BeginPageData(entries);
-        if (pages.Length != _pagesExpected * PageData.PageSize)
+        if (pages.Length != _pagesExpected * GuestPage.Size)
         {
             throw new ArgumentException(
                 $"{_pagesExpected} entries carry data, but {pages.Length} octets of pages were given", nameof(pages));
@@ -236,7 +236,7 @@ public sealed class LibxcWriter : RecordWriter
     /// <summary>Appends the next data page (4096 octets) of the open PAGE_DATA record.</summary>
     public void AddPage(ReadOnlySpan<byte> page)
     {
-        if (page.Length != PageData.PageSize)
+        if (page.Length != GuestPage.Size)
         {
             throw new ArgumentException("a page is 4096 octets", nameof(page));
         }

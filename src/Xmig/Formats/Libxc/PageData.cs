@@ -16,8 +16,6 @@ public static class PageData
     /// <summary>count + reserved.</summary>
     public const int HeaderSize = 8;
 
-    /// <summary>Octets per page on x86.</summary>
-    public const int PageSize = 4096;
 
     /// <summary>
     /// xmig's limit on entries per record: the reference sender's batch size (<c>MAX_BATCH_SIZE</c>). The
@@ -26,10 +24,10 @@ public static class PageData
     public const int MaxCount = 1024;
 
     /// <summary>Largest body xmig accepts: 1024 entries, every one with data.</summary>
-    public const int MaxBodyLength = HeaderSize + (8 * MaxCount) + (PageSize * MaxCount);
+    public const int MaxBodyLength = HeaderSize + (8 * MaxCount) + (GuestPage.Size * MaxCount);
 
     /// <summary>The exact body length for <paramref name="count"/> entries of which <paramref name="pages"/> carry data.</summary>
-    public static long BodyLength(long count, long pages) => HeaderSize + (8 * count) + (PageSize * pages);
+    public static long BodyLength(long count, long pages) => HeaderSize + (8 * count) + (GuestPage.Size * pages);
 
     /// <summary>Counts the entries that carry page data.</summary>
     public static int CountPages(ReadOnlySpan<ulong> entries)
@@ -78,7 +76,7 @@ public readonly ref struct PageDataView
     public ReadOnlySpan<byte> Pages { get; }
 
     /// <summary>True when <see cref="Pages"/> holds the page data.</summary>
-    public bool HasPages => Pages.Length == PageCount * PageData.PageSize && (PageCount > 0 || Pages.IsEmpty);
+    public bool HasPages => Pages.Length == PageCount * GuestPage.Size && (PageCount > 0 || Pages.IsEmpty);
 
     /// <summary>The encoded entry <paramref name="i"/>.</summary>
     public ulong Entry(int i) => BinaryPrimitives.ReadUInt64LittleEndian(Entries.Slice(i * 8, 8));
@@ -90,5 +88,5 @@ public readonly ref struct PageDataView
     public PageType Type(int i) => (PageType)PageTypes.TypeOf(Entry(i));
 
     /// <summary>Page <paramref name="k"/> of the N data pages (the k-th entry that carries data).</summary>
-    public ReadOnlySpan<byte> Page(int k) => Pages.Slice(k * PageData.PageSize, PageData.PageSize);
+    public ReadOnlySpan<byte> Page(int k) => Pages.Slice(k * GuestPage.Size, GuestPage.Size);
 }

@@ -6,7 +6,7 @@ namespace Xmig.Restore.Legacy;
 /// <summary>What the legacy image header said (legacy-stream.md §4).</summary>
 internal sealed record LegacyImageInfo(
     int Width,
-    LegacyGuestType Guest,
+    GuestType Guest,
     ulong P2mSize,
     int GuestWidth,
     bool HasVcpuBlock,

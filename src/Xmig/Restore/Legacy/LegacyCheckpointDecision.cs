@@ -416,7 +416,7 @@ internal sealed class LegacyCheckpointDecision : IDisposable
         {
             var kind = _reader.Read();
             _options.Observer?.Invoke(_reader);
-            if (kind == LegacyItemKind.P2mFrameList || (kind == LegacyItemKind.P2mSize && _reader.Guest == LegacyGuestType.Hvm))
+            if (kind == LegacyItemKind.P2mFrameList || (kind == LegacyItemKind.P2mSize && _reader.Guest == GuestType.Hvm))
             {
                 break;
             }

@@ -15,7 +15,6 @@ namespace Xmig.Restore.Legacy;
 /// </summary>
 internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
 {
-    private const int PageSize = 4096;
 
     private readonly CheckpointBuffer _items;
     private readonly CheckpointBuffer _pages;
@@ -87,7 +86,7 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
     {
         WriteEntries(Tag.Batch, entries);
         _pages.Write(pages);
-        _pageCount += pages.Length / PageSize;
+        _pageCount += pages.Length / GuestPage.Size;
     }
 
     /// <summary>Format B: a batch whose pages arrive later through <see cref="AppendPage"/>.</summary>
@@ -110,7 +109,7 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
             return false;
         }
 
-        _pages.ReadAt(at, destination[..PageSize]);
+        _pages.ReadAt(at, destination[..GuestPage.Size]);
         return true;
     }
 
@@ -226,7 +225,7 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
         _replay = items;
         var item = 0;
         var entries = new uint[LegacyChunk.MaxBatchSize];
-        var pageBuffer = ArrayPool<byte>.Shared.Rent(LegacyChunk.MaxBatchSize * PageSize);
+        var pageBuffer = ArrayPool<byte>.Shared.Rent(LegacyChunk.MaxBatchSize * GuestPage.Size);
         var blob = ArrayPool<byte>.Shared.Rent(1 << 16);
         try
         {
@@ -273,7 +272,7 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
                         }
                     }
 
-                    var pages = pageBuffer.AsSpan(0, data * PageSize);
+                    var pages = pageBuffer.AsSpan(0, data * GuestPage.Size);
                     pageLog.ReadExactly(pages);
                     target.PageBatch(entries.AsSpan(0, count), pages);
                     break;
@@ -351,7 +350,7 @@ internal sealed class LegacyCheckpointSpool : ILegacyRestoreSink, IDisposable
 
             case Tag.SharedInfo:
                 {
-                    var page = pageBuffer.AsSpan(0, PageSize);
+                    var page = pageBuffer.AsSpan(0, GuestPage.Size);
                     items.ReadExactly(page);
                     target.SharedInfo(page);
                     break;

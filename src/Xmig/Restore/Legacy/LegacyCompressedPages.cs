@@ -16,7 +16,7 @@ internal sealed class LegacyCompressedPages : IDisposable
     private const int SegmentLength = 16384;
     private readonly List<uint[]> _segments = [];
     private readonly byte[] _carry = new byte[PageDeltaCodec.MaxEncodedLength];
-    private readonly byte[] _page = new byte[PageDeltaCodec.PageSize];
+    private readonly byte[] _page = new byte[GuestPage.Size];
     private int _carryLength;
     private long _head;
     private long _tail;

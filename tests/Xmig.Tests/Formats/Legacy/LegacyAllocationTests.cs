@@ -14,7 +14,7 @@ public class LegacyAllocationTests
         var pages = new byte[1024 * 4096];
         var entries = new uint[1024];
         using var output = new OutputBuffer(Stream.Null);
-        using var writer = new LegacyStreamWriter(output, new LegacyWriterOptions(8, LegacyGuestType.Hvm));
+        using var writer = new LegacyStreamWriter(output, new LegacyWriterOptions(8, GuestType.Hvm));
         writer.WriteHvmHeader(1 << 20);
         for (uint i = 0; i < 1024; i++)
         {
@@ -45,7 +45,7 @@ public class LegacyAllocationTests
         using var ms = new MemoryStream();
         using (var output = new OutputBuffer(ms))
         {
-            using var writer = new LegacyStreamWriter(output, new LegacyWriterOptions(8, LegacyGuestType.Hvm));
+            using var writer = new LegacyStreamWriter(output, new LegacyWriterOptions(8, GuestType.Hvm));
             writer.WriteHvmHeader(1 << 20);
             var pages = new byte[1024 * 4096];
             var entries = new uint[1024];
@@ -64,7 +64,7 @@ public class LegacyAllocationTests
 
         ms.Position = 0;
         using var input = new InputBuffer(ms);
-        var reader = new LegacyStreamReader(input, new LegacyStreamOptions(8, LegacyGuestType.Hvm));
+        var reader = new LegacyStreamReader(input, new LegacyStreamOptions(8, GuestType.Hvm));
         reader.Read();
         reader.Read();
         long sum = 0;

@@ -24,7 +24,7 @@ public class LegacyCaseMatrixTests
 
     private static byte[] QemuTrailer() => [.. "QemuDeviceModelRecord"u8.ToArray(), .. "QEVM-state"u8.ToArray()];
 
-    private static (byte[] Bytes, int ImageLength) Plain(LegacyWriterGeneration generation, byte[] trailer, LegacyGuestType guest = LegacyGuestType.Pv)
+    private static (byte[] Bytes, int ImageLength) Plain(LegacyWriterGeneration generation, byte[] trailer, GuestType guest = GuestType.Pv)
     {
         var b = new LegacyImageBuilder { Generation = generation, Guest = guest, WriteDeviceModel = false };
         var image = b.Build();
@@ -44,7 +44,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row1_OldSenderPlainStream_NoMode_CommitsAfterFirstTail()
     {
         var (bytes, image) = Plain(LegacyWriterGeneration.Legacy40, Handshake);
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.No);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, GuestType.Pv, CheckpointedMode.No);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.FirstTail, result.End);
         Assert.Equal(image, position);
@@ -55,7 +55,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row1_OldSenderPlainStream_AutoMode_StopsBeforeHandshakeTextWithoutConsumingIt()
     {
         var (bytes, image) = Plain(LegacyWriterGeneration.Legacy40, Handshake);
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Auto);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, GuestType.Pv, CheckpointedMode.Auto);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.NotAChunk, result.End);
         Assert.Equal(image, position);
@@ -66,10 +66,10 @@ public class LegacyCaseMatrixTests
     [Fact]
     public void CaseMatrix_Row1_OldSenderHvmStream_AutoMode_LeavesTheDeviceModelRecordIntactForTheLayerAbove()
     {
-        var (bytes, image) = Plain(LegacyWriterGeneration.Legacy40, DeviceModelTrailer(), LegacyGuestType.Hvm);
+        var (bytes, image) = Plain(LegacyWriterGeneration.Legacy40, DeviceModelTrailer(), GuestType.Hvm);
         using var ms = new MemoryStream(bytes);
         using var input = new InputBuffer(ms);
-        var reader = new LegacyStreamReader(input, new LegacyStreamOptions(8, LegacyGuestType.Hvm) { DeviceModel = LegacyDeviceModelHandling.Leave });
+        var reader = new LegacyStreamReader(input, new LegacyStreamOptions(8, GuestType.Hvm) { DeviceModel = LegacyDeviceModelHandling.Leave });
         var sink = new MemorySink();
 
         var result = LegacyCheckpointDecision.Run(reader, sink);
@@ -84,7 +84,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row1_OldSenderPlainStream_AutoMode_CommitsOnEndOfStream()
     {
         var (bytes, _) = Plain(LegacyWriterGeneration.Legacy40, []);
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Auto);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, GuestType.Pv, CheckpointedMode.Auto);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.EndOfStream, result.End);
         Assert.Equal(bytes.Length, position);
@@ -94,7 +94,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row2_NewSenderPlainStream_NoMode_LastCheckpointIsANoOp()
     {
         var (bytes, image) = Plain(LegacyWriterGeneration.Legacy41, Handshake);
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.No);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, GuestType.Pv, CheckpointedMode.No);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.FirstTail, result.End);
         Assert.Equal(image, position);
@@ -105,7 +105,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row2_NewSenderPlainStream_AutoMode_CommitsOnLastCheckpointWithoutLookingFurther()
     {
         var (bytes, image) = Plain(LegacyWriterGeneration.Legacy41, Handshake);
-        var (_, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Auto);
+        var (_, result, position) = LegacyTestStreams.Restore(bytes, 8, GuestType.Pv, CheckpointedMode.Auto);
         Assert.Equal(LegacyRestoreEnd.LastCheckpoint, result.End);
         Assert.Equal(image, position);
     }
@@ -114,7 +114,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row3_RemusNewSender_YesMode_CommitsEachCheckpointAndEndsOnEndOfStream()
     {
         var (bytes, _) = Remus(LegacyWriterGeneration.Legacy41);
-        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
+        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, GuestType.Pv, CheckpointedMode.Yes);
         Assert.Equal([1, 2, 3], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.EndOfStream, result.End);
         Assert.Equal(LegacySenderGeneration.Checkpointed, result.Generation);
@@ -126,7 +126,7 @@ public class LegacyCaseMatrixTests
         var b = new LegacyImageBuilder { Checkpoints = 3 };
         var bytes = b.Build();
         var cut = bytes[..^100];
-        var (sink, result, _) = LegacyTestStreams.Restore(cut, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
+        var (sink, result, _) = LegacyTestStreams.Restore(cut, 8, GuestType.Pv, CheckpointedMode.Yes);
         Assert.Equal([1, 2], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.IncompleteCheckpoint, result.End);
         Assert.Equal(3, result.CheckpointsSeen);
@@ -141,7 +141,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row3_RemusNewSender_AutoMode_ReadsEveryCheckpoint()
     {
         var (bytes, _) = Remus(LegacyWriterGeneration.Legacy41);
-        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Auto);
+        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, GuestType.Pv, CheckpointedMode.Auto);
         Assert.Equal([1, 2, 3], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.EndOfStream, result.End);
     }
@@ -150,7 +150,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row4_RemusOldSender_YesMode_TakesTheSamePathAsRow3()
     {
         var (bytes, _) = Remus(LegacyWriterGeneration.Legacy40);
-        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
+        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, GuestType.Pv, CheckpointedMode.Yes);
         Assert.Equal([1, 2, 3], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.EndOfStream, result.End);
     }
@@ -159,7 +159,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row5_NewSenderToldCheckpointed_YesMode_CommitsAfterTheCheckpointCarryingLastCheckpoint()
     {
         var (bytes, image) = Plain(LegacyWriterGeneration.Legacy41, Handshake);
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, GuestType.Pv, CheckpointedMode.Yes);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.LastCheckpoint, result.End);
         Assert.Equal(image, position);
@@ -169,7 +169,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row6_OldSenderToldCheckpointed_YesMode_WorksWhenEndOfStreamFollows()
     {
         var (bytes, _) = Plain(LegacyWriterGeneration.Legacy40, []);
-        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
+        var (sink, result, _) = LegacyTestStreams.Restore(bytes, 8, GuestType.Pv, CheckpointedMode.Yes);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.EndOfStream, result.End);
     }
@@ -177,8 +177,8 @@ public class LegacyCaseMatrixTests
     [Fact]
     public void CaseMatrix_Row6_OldSenderToldCheckpointed_YesMode_ExplainsTheDeviceModelRecordInsteadOfMaxBatchSizeExceeded()
     {
-        var (bytes, image) = Plain(LegacyWriterGeneration.Legacy40, QemuTrailer(), LegacyGuestType.Hvm);
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Hvm, CheckpointedMode.Yes, LegacyDeviceModelHandling.Leave);
+        var (bytes, image) = Plain(LegacyWriterGeneration.Legacy40, QemuTrailer(), GuestType.Hvm);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, GuestType.Hvm, CheckpointedMode.Yes, LegacyDeviceModelHandling.Leave);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.NotAChunkConsumed, result.End);
         Assert.Equal(image + 4, position);
@@ -192,7 +192,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row6_OldSenderToldCheckpointed_YesMode_ExplainsHandshakeText()
     {
         var (bytes, _) = Plain(LegacyWriterGeneration.Legacy40, Handshake);
-        var (_, result, _) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Yes);
+        var (_, result, _) = LegacyTestStreams.Restore(bytes, 8, GuestType.Pv, CheckpointedMode.Yes);
         Assert.Equal(LegacyRestoreEnd.NotAChunkConsumed, result.End);
         Assert.Contains("xl migration protocol text \"doma\"", result.EndDetail);
     }
@@ -209,7 +209,7 @@ public class LegacyCaseMatrixTests
         server.GetStream().Write(bytes);
 
         using var input = new InputBuffer(new Xmig.IO.HeartbeatStream(client.GetStream()));
-        var reader = new LegacyStreamReader(input, new LegacyStreamOptions(8, LegacyGuestType.Pv));
+        var reader = new LegacyStreamReader(input, new LegacyStreamOptions(8, GuestType.Pv));
         var sink = new MemorySink();
         var result = LegacyCheckpointDecision.Run(reader, sink, new LegacyCheckpointDecisionOptions
         {
@@ -226,7 +226,7 @@ public class LegacyCaseMatrixTests
     public void CaseMatrix_Row7_RemusSenderToldPlain_NoMode_CommitsTheFirstCheckpointAndLeavesTheRestUnread()
     {
         var (bytes, firstEnd) = Remus(LegacyWriterGeneration.Legacy41);
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.No);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, GuestType.Pv, CheckpointedMode.No);
         Assert.Equal([1], sink.Committed);
         Assert.Equal(LegacyRestoreEnd.FirstTail, result.End);
         Assert.Equal(firstEnd, position);
@@ -237,7 +237,7 @@ public class LegacyCaseMatrixTests
     {
         var v2 = new byte[] { 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, (byte)'X', (byte)'E', (byte)'N', (byte)'F' };
         var (bytes, image) = Plain(LegacyWriterGeneration.Legacy40, v2);
-        var (_, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Auto);
+        var (_, result, position) = LegacyTestStreams.Restore(bytes, 8, GuestType.Pv, CheckpointedMode.Auto);
         Assert.Equal(LegacyRestoreEnd.NotAChunk, result.End);
         Assert.Equal(image, position);
         Assert.Contains("Migration v2 image", result.EndDetail);

@@ -8,7 +8,7 @@ internal sealed record LegacyImageBuilder
 {
     public int Width { get; init; } = 8;
 
-    public LegacyGuestType Guest { get; init; } = LegacyGuestType.Pv;
+    public GuestType Guest { get; init; } = GuestType.Pv;
 
     /// <summary>PV guest width 4 or 8.</summary>
     public int GuestWidth { get; init; } = 8;
@@ -67,7 +67,7 @@ internal sealed record LegacyImageBuilder
                 CompressionStagingLength = 3 * 4096,
             });
             var ctxSize = GuestWidth == 4 ? LegacyStreamReader.VcpuContextSize32 : LegacyStreamReader.VcpuContextSize64;
-            if (Guest == LegacyGuestType.Pv)
+            if (Guest == GuestType.Pv)
             {
                 var fpp = 4096u / (uint)GuestWidth;
                 var frames = new ulong[(P2mSize + fpp - 1) / fpp];
@@ -102,7 +102,7 @@ internal sealed record LegacyImageBuilder
                 var n = 0;
                 foreach (var pfn in pfns)
                 {
-                    var type = PageTables && Guest == LegacyGuestType.Pv && pfn % 5 == 1 ? LegacyPageType.PinnedL1Tab : LegacyPageType.NoTab;
+                    var type = PageTables && Guest == GuestType.Pv && pfn % 5 == 1 ? LegacyPageType.PinnedL1Tab : LegacyPageType.NoTab;
                     byte[] page;
                     if (cp > 1 && memory.TryGetValue(pfn, out var old) && pfn % 2 == 0)
                     {
@@ -147,7 +147,7 @@ internal sealed record LegacyImageBuilder
                 }
 
                 w.WriteVcpuInfo(Math.Max(0, (Vcpus - 1) * 2), map);
-                if (Guest == LegacyGuestType.Hvm && Specials)
+                if (Guest == GuestType.Hvm && Specials)
                 {
                     w.WriteHvmParam(LegacyChunkId.HvmIdentPt, 0xFEFFC000);
                     w.WriteHvmParam(LegacyChunkId.HvmConsolePfn, 83);
@@ -160,7 +160,7 @@ internal sealed record LegacyImageBuilder
                 }
 
                 w.EndBody();
-                if (Guest == LegacyGuestType.Pv)
+                if (Guest == GuestType.Pv)
                 {
                     var record = ctxSize + (Extv ? 128 : 0) + (int)Xcnt;
                     var records = new byte[record * Vcpus];

@@ -32,7 +32,7 @@ public class LegacyRoundTripTests
         var b = new LegacyImageBuilder
         {
             Width = width,
-            Guest = guest == "pv" ? LegacyGuestType.Pv : LegacyGuestType.Hvm,
+            Guest = guest == "pv" ? GuestType.Pv : GuestType.Hvm,
             GuestWidth = guestWidth,
             Generation = generation == "4.0" ? LegacyWriterGeneration.Legacy40 : LegacyWriterGeneration.Legacy41,
             Checkpoints = checkpoints,
@@ -54,7 +54,7 @@ public class LegacyRoundTripTests
 
         Assert.Equal(compress, result.CompressionEnabled);
         Assert.Equal(generation == "4.1" && checkpoints == 1, result.LastCheckpointSeen);
-        if (b.Guest == LegacyGuestType.Pv)
+        if (b.Guest == GuestType.Pv)
         {
             Assert.Equal(2 * checkpoints, sink.Vcpus.Count);
             Assert.Equal([0, 2], sink.Vcpus.Take(2).Select(v => v.Id));
@@ -76,7 +76,7 @@ public class LegacyRoundTripTests
         var bytes = b.Build();
         using var ms = new MemoryStream(bytes);
         using var input = new Xmig.Formats.InputBuffer(ms);
-        var reader = new LegacyStreamReader(input, new LegacyStreamOptions(4, LegacyGuestType.Pv));
+        var reader = new LegacyStreamReader(input, new LegacyStreamOptions(4, GuestType.Pv));
         var types = new HashSet<LegacyPageType>();
         var fillers = 0;
         while (reader.Read() != LegacyItemKind.EndOfCheckpoint)
@@ -111,8 +111,8 @@ public class LegacyRoundTripTests
         {
             var entries = new List<LibxlPhysmapEntry> { new(0xF0000000, 0xFC000000, 0x800000, "vga.vram"u8.ToArray()), new(0x1000, 0x2000, 0x3000, null) };
             var blob = LibxlToolstackBlob.Build(entries, width);
-            var b = new LegacyImageBuilder { Width = width, Guest = LegacyGuestType.Hvm, Toolstack = blob };
-            var (sink, _, _) = LegacyTestStreams.Restore(b.Build(), width, LegacyGuestType.Hvm);
+            var b = new LegacyImageBuilder { Width = width, Guest = GuestType.Hvm, Toolstack = blob };
+            var (sink, _, _) = LegacyTestStreams.Restore(b.Build(), width, GuestType.Hvm);
             var parsed = LibxlToolstackBlob.Parse(sink.Toolstacks.Single(), width, 0, 0);
             Assert.Equal(2, parsed.Count);
             Assert.Equal(0xF0000000UL, parsed[0].PhysOffset);
@@ -129,9 +129,9 @@ public class LegacyRoundTripTests
     public void WriteThenRestore_EachDeviceModelSignature_IsReadAsPartOfTheHvmTail(string name)
     {
         var signature = Enum.Parse<LegacyDeviceModelSignature>(name);
-        var b = new LegacyImageBuilder { Guest = LegacyGuestType.Hvm, DeviceModel = signature, Generation = LegacyWriterGeneration.Legacy40 };
+        var b = new LegacyImageBuilder { Guest = GuestType.Hvm, DeviceModel = signature, Generation = LegacyWriterGeneration.Legacy40 };
         var bytes = b.Build();
-        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, LegacyGuestType.Hvm);
+        var (sink, result, position) = LegacyTestStreams.Restore(bytes, 8, GuestType.Hvm);
         var dm = Assert.Single(sink.DeviceModels);
         Assert.Equal(signature, dm.Signature);
         Assert.Equal(601, dm.Data.Length);

@@ -13,7 +13,7 @@ public sealed record LegacyVector(string Name, string MemorySha256, int Pages, l
 {
     public string Path => System.IO.Path.Combine(LegacyVectors.Directory, Name + ".bin");
 
-    internal LegacyGuestType GuestType => Guest == "pv" ? LegacyGuestType.Pv : LegacyGuestType.Hvm;
+    internal GuestType GuestType => Guest == "pv" ? GuestType.Pv : GuestType.Hvm;
 
     public override string ToString() => Name;
 }
@@ -202,7 +202,7 @@ internal static class LegacyTestStreams
 {
     /// <summary>Restores <paramref name="bytes"/> into a fresh <see cref="MemorySink"/>.</summary>
     public static (MemorySink Sink, LegacyRestoreResult Result, long Position) Restore(
-        byte[] bytes, int width, LegacyGuestType guest, CheckpointedMode mode = CheckpointedMode.Auto,
+        byte[] bytes, int width, GuestType guest, CheckpointedMode mode = CheckpointedMode.Auto,
         LegacyDeviceModelHandling dm = LegacyDeviceModelHandling.Required, int bufferSize = InputBuffer.DefaultSize)
     {
         using var ms = new MemoryStream(bytes, writable: false);
@@ -230,7 +230,7 @@ internal static class LegacyTestStreams
     }
 
     /// <summary>Drives the reader to the end of the first checkpoint, returning the items seen.</summary>
-    public static List<LegacyItemKind> ReadAll(byte[] bytes, int width, LegacyGuestType guest, LegacyDeviceModelHandling dm = LegacyDeviceModelHandling.Required)
+    public static List<LegacyItemKind> ReadAll(byte[] bytes, int width, GuestType guest, LegacyDeviceModelHandling dm = LegacyDeviceModelHandling.Required)
     {
         using var ms = new MemoryStream(bytes, writable: false);
         using var input = new InputBuffer(ms);

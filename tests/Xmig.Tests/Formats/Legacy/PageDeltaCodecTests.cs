@@ -138,7 +138,7 @@ public class PageDeltaCodecTests
 
 public class LegacyFuzzProperties
 {
-    private static void OnlyStreamErrors(byte[] bytes, int width, LegacyGuestType guest, CheckpointedMode mode)
+    private static void OnlyStreamErrors(byte[] bytes, int width, GuestType guest, CheckpointedMode mode)
     {
         try
         {
@@ -152,7 +152,7 @@ public class LegacyFuzzProperties
     [Property(MaxTest = 300)]
     public void Restore_ArbitraryBytes_RaiseOnlyStreamErrors(byte[] bytes, bool wide, bool pv, byte mode)
     {
-        OnlyStreamErrors(bytes ?? [], wide ? 8 : 4, pv ? LegacyGuestType.Pv : LegacyGuestType.Hvm, (CheckpointedMode)(mode % 3));
+        OnlyStreamErrors(bytes ?? [], wide ? 8 : 4, pv ? GuestType.Pv : GuestType.Hvm, (CheckpointedMode)(mode % 3));
     }
 
     [Property(MaxTest = 150)]
@@ -176,6 +176,6 @@ public class LegacyFuzzProperties
     public void Restore_PrefixOfPvHeaderThenArbitraryBody_RaisesOnlyStreamErrors(byte[] body)
     {
         var bytes = new RawLegacy().PvHeader().Bytes(body ?? []).ToArray();
-        OnlyStreamErrors(bytes, 8, LegacyGuestType.Pv, CheckpointedMode.Auto);
+        OnlyStreamErrors(bytes, 8, GuestType.Pv, CheckpointedMode.Auto);
     }
 }

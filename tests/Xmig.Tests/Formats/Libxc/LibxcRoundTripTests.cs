@@ -12,7 +12,7 @@ public class LibxcRoundTripTests
         {
             var w = new LibxcWriter(output);
             w.WriteImageHeader();
-            w.WriteDomainHeader(DomainHeader.Create(DomainType.X86Pv, 4, 22));
+            w.WriteDomainHeader(DomainHeader.Create(GuestType.Pv, 4, 22));
             body(w);
             w.WriteEnd();
             output.Flush();
@@ -45,10 +45,10 @@ public class LibxcRoundTripTests
     public void DomainHeader_WritesSpecExampleBytes()
     {
         Span<byte> b = stackalloc byte[DomainHeader.Size];
-        DomainHeader.Create(DomainType.X86Hvm, 4, 22).Write(b);
+        DomainHeader.Create(GuestType.Hvm, 4, 22).Write(b);
         Assert.Equal(Convert.FromHexString("020000000C000000040000001600000000"[..32]), b.ToArray());
         var h = DomainHeader.Read(b);
-        Assert.Equal(DomainType.X86Hvm, h.DomainType);
+        Assert.Equal(GuestType.Hvm, h.GuestType);
         Assert.Equal(22u, h.XenMinor);
     }
 
@@ -75,8 +75,8 @@ public class LibxcRoundTripTests
     {
         ulong[] entries =
         [
-            PageTypes.Encode(5, PageType.Notab), PageTypes.Encode(6, PageType.Xtab), PageTypes.Encode(7, PageType.L2TabPinned),
-            PageTypes.Encode(0xF_FFFF_FFFF_FFFF, PageType.Broken), PageTypes.Encode(9, PageType.Xalloc),
+            PageTypes.Encode(5, PageType.NoTab), PageTypes.Encode(6, PageType.XTab), PageTypes.Encode(7, PageType.L2TabPinned),
+            PageTypes.Encode(0xF_FFFF_FFFF_FFFF, PageType.Broken), PageTypes.Encode(9, PageType.XAlloc),
         ];
         var pages = new byte[2 * 4096];
         pages[0] = 0xAA;
@@ -103,7 +103,7 @@ public class LibxcRoundTripTests
     [Fact]
     public void PageData_BeginAddEnd_EqualsContiguousWrite()
     {
-        ulong[] entries = [PageTypes.Encode(1, PageType.Notab), PageTypes.Encode(2, PageType.L1Tab)];
+        ulong[] entries = [PageTypes.Encode(1, PageType.NoTab), PageTypes.Encode(2, PageType.L1Tab)];
         var pages = new byte[2 * 4096];
         pages.AsSpan(4096).Fill(7);
         var a = Write(w => w.WritePageData(entries, pages));
@@ -120,7 +120,7 @@ public class LibxcRoundTripTests
     [Fact]
     public void PageDataEntries_ThenSkip_ReachesNextRecord()
     {
-        ulong[] entries = [PageTypes.Encode(1, PageType.Notab), PageTypes.Encode(2, PageType.Notab)];
+        ulong[] entries = [PageTypes.Encode(1, PageType.NoTab), PageTypes.Encode(2, PageType.NoTab)];
         var data = Write(w => w.WritePageData(entries, new byte[8192]));
         var r = Open(data, out var input);
         using (input)
@@ -291,7 +291,7 @@ public class LibxcRoundTripTests
         output.Write([1, 2, 3]);
         var w = new LibxcWriter(output);
         w.WriteImageHeader();
-        w.WriteDomainHeader(DomainHeader.Create(DomainType.X86Hvm, 4, 22));
+        w.WriteDomainHeader(DomainHeader.Create(GuestType.Hvm, 4, 22));
         w.WriteHvmContext([1]);
         w.WriteEnd();
         output.Flush();

@@ -27,7 +27,7 @@ public class LibxlRoundTripTests
             w.WriteHeader();
             var x = w.BeginLibxcContext();
             x.WriteImageHeader();
-            x.WriteDomainHeader(DomainHeader.Create(DomainType.X86Hvm, 4, 22));
+            x.WriteDomainHeader(DomainHeader.Create(GuestType.Hvm, 4, 22));
             x.WriteStaticDataEnd();
             x.WriteCheckpoint();
             w.WriteEmulatorXenstoreData((uint)EmulatorId.QemuUpstream, 0, pairs);

@@ -41,7 +41,7 @@ public class XlHeaderTests
     [Fact]
     public void XlSample_RoundTrips_AndStreamStartIsNotAligned()
     {
-        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Xl, Guest = Xmig.Formats.Libxc.DomainType.X86Pv });
+        var data = SampleStreams.Create(new SampleStreamOptions { Kind = StreamKind.Xl, Guest = GuestType.Pv });
         using var input = new InputBuffer(new MemoryStream(data));
         var walker = new V2StreamReader(input);
         Assert.True(walker.Read());

@@ -1,26 +1,5 @@
 namespace Xmig.Formats.Libxc;
 
-/// <summary>
-/// PAGE_DATA pfn entry page types: the <c>XEN_DOMCTL_PFINFO_*</c> nibble (v2 spec §3.5.2). 0x5–0x8 are reserved.
-/// </summary>
-public enum PageType : byte
-{
-    Notab = 0x0,
-    L1Tab = 0x1,
-    L2Tab = 0x2,
-    L3Tab = 0x3,
-    L4Tab = 0x4,
-
-    /// <summary>L1TAB with the pin bit (<c>LPINTAB</c> = 0x8).</summary>
-    L1TabPinned = 0x9,
-    L2TabPinned = 0xA,
-    L3TabPinned = 0xB,
-    L4TabPinned = 0xC,
-    Broken = 0xD,
-    Xalloc = 0xE,
-    Xtab = 0xF,
-}
-
 /// <summary>pfn entry encoding and page type classes (v2 spec §3.5.2).</summary>
 public static class PageTypes
 {
@@ -37,7 +16,7 @@ public static class PageTypes
     public static bool HasData(int nibble) => nibble <= 0x4 || (nibble >= 0x9 && nibble <= 0xC);
 
     /// <summary>The receiver populates the pfn: the data-carrying types plus XALLOC.</summary>
-    public static bool IsAllocated(int nibble) => HasData(nibble) || nibble == (int)PageType.Xalloc;
+    public static bool IsAllocated(int nibble) => HasData(nibble) || nibble == (int)PageType.XAlloc;
 
     /// <summary>0x5–0x8: reserved, restore fails.</summary>
     public static bool IsReserved(int nibble) => nibble is >= 0x5 and <= 0x8;
