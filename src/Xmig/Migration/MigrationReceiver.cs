@@ -94,7 +94,7 @@ internal sealed class MigrationReceiver(MigrationReceiveOptions options, Action<
                 });
             try
             {
-                restored = engine.Run(new StreamEndBoundary(channel.Input));
+                restored = engine.Run(channel.Input);
                 domain = (SimulatedDomain)engine.Domain!;
             }
             catch

@@ -97,15 +97,17 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
             }
 
             output.Flush();
-            if (options.Digest)
-            {
-                // The guest is paused: this is the source's image at pause, computed while the receiver completes.
-                digest = Task.Run(() => MemoryDigest.Compute(domain));
-            }
-
             step = "ready";
             channel.ExpectReady(options.ReadyTimeout);
             downtimeMs = clock.Elapsed.TotalMilliseconds - (pausedMs ?? clock.Elapsed.TotalMilliseconds);
+            if (options.Digest)
+            {
+                // The guest stays paused until after the rename, so this is still the source's image at pause. It is
+                // computed after "ready", not while the receiver completes: on a shared machine it took CPU from the
+                // receiver inside the downtime window.
+                digest = Task.Run(() => MemoryDigest.Compute(domain));
+            }
+
             log?.Invoke("migration sender: Target has acknowledged transfer.");
 
             // xl renames the old domain away before it lets the target take the name.

@@ -125,38 +125,4 @@ public class XlMigrationChannelTests
         Assert.Equal(0, channel.ReadReport(Wait));
         Assert.Equal(payload, await receiver.WaitAsync(Wait));
     }
-
-    [Theory]
-    [InlineData("xl")]
-    [InlineData("libxl")]
-    [InlineData("libxc")]
-    public void StreamEndBoundary_V2Stream_EndsAtEndAndLeavesTheGoMessageUnread(string kind)
-    {
-        using var tmp = new TempDirectory();
-        using var domain = SaveRestoreSupport.Domain(tmp, "hvm");
-        var saved = SaveRestoreSupport.Save(domain, new SaveOptions { Kind = SaveRestoreSupport.Kind(kind) });
-        var wire = saved.Bytes.Concat(XlMigrationMessages.PermissionToGo.ToArray()).ToArray();
-        using var input = new ChannelInputStream(new MemoryStream(wire));
-        var view = new StreamEndBoundary(input);
-        var through = new MemoryStream();
-        view.CopyTo(through, 4096);
-        Assert.True(view.EndReached);
-        Assert.Equal(saved.Bytes, through.ToArray());
-
-        using var channel = new XlMigrationChannel(input, new MemoryStream(), XlChannelRole.Receiver);
-        channel.ExpectPermissionToGo(Wait);
-    }
-
-    [Fact]
-    public void StreamEndBoundary_LegacyImage_PassesThroughUntouched()
-    {
-        using var tmp = new TempDirectory();
-        using var domain = SaveRestoreSupport.Domain(tmp, "pv");
-        var saved = SaveRestoreSupport.Save(domain, new SaveOptions { Kind = SaveStreamKind.Legacy41 });
-        var view = new StreamEndBoundary(new MemoryStream(saved.Bytes));
-        var through = new MemoryStream();
-        view.CopyTo(through);
-        Assert.False(view.EndReached);
-        Assert.Equal(saved.Bytes, through.ToArray());
-    }
 }
