@@ -1,7 +1,7 @@
-using Xmig.Samples;
 using Xmig.Domains;
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
+using Xmig.Samples;
 using Xmig.Save;
 
 namespace Xmig.Fuzz;

@@ -1,9 +1,9 @@
-using Xmig.Samples;
 using System.Buffers.Binary;
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
 using Xmig.Formats.Libxc;
 using Xmig.Fuzz;
+using Xmig.Samples;
 using Xunit.Abstractions;
 
 namespace Xmig.Tests.Fuzz;
