@@ -29,44 +29,15 @@ internal enum Disagreement
 internal static class Differential
 {
     /// <summary>
-    /// Disagreements that are understood and owned elsewhere; each is matched by the verify error or warning it
-    /// produces. Another engineer is unifying the v2 checks of verify and restore (issue 12 names the first three).
+    /// Disagreements that are understood; each is matched by the verify error or warning it produces. The v2 record
+    /// checks are one set (Xmig.Verify.V2RecordChecks) that verify and restore both call, so on a v2 stream they
+    /// must agree except for the two by-design differences below; the rest are legacy-only.
     /// </summary>
     private static readonly (Disagreement Direction, string Text, string Why)[] Known =
     [
-        // Restore ignores PAGE_DATA pfn bits 52-59 (Xen's restore masks them off); verify rejects them as
-        // verify-stream-v2 does. Left to the v2-check unification.
-        (Disagreement.RestoreTakesVerifyRejects, "reserved bits 52-59 set", "restore masks reserved pfn bits, verify rejects them"),
-
-        // Restore ignores reserved libxl/libxc header option bits; verify rejects them (V5, V16).
-        (Disagreement.RestoreTakesVerifyRejects, "reserved option bits set", "restore ignores reserved option bits, verify rejects them"),
-
-        // Verify only warns on an HVM legacy image without the device-model record; restore (like libxc) refuses it.
-        (Disagreement.VerifyPassesRestoreRefuses, "no device-model record follows the HVM tail", "verify warns, restore refuses an HVM image without a DM record"),
-
-        // Found by this check, same family as the first two: restore ignores reserved (must-be-zero) header and record
-        // fields that verify-stream-v2 checks (image header V17, domain header V20, PAGE_DATA, TSC_INFO, ...).
-        (Disagreement.RestoreTakesVerifyRejects, "reserved field", "restore ignores reserved fields, verify rejects them"),
-        (Disagreement.RestoreTakesVerifyRejects, "reserved octets", "restore ignores reserved fields, verify rejects them"),
-
-        // Found by the diff campaign, same family as the one above (for the v2-check unification): verify warns and
-        // passes, restore refuses, on an HVM stream without HVM_CONTEXT and on a stream that carries no memory.
-        (Disagreement.VerifyPassesRestoreRefuses, "HVM stream without HVM_CONTEXT", "verify warns, restore refuses an HVM stream without HVM_CONTEXT"),
-        (Disagreement.VerifyPassesRestoreRefuses, "the stream carries no memory", "verify passes, restore refuses a stream without memory"),
-
-        // Found by the diff campaign, a choice of verify's (StreamVerifier.Libxl, V7): it skips an unknown optional
-        // libxl record with a warning; restore rejects it as libxl does (spec §7 L3). For the v2-check unification.
-        (Disagreement.VerifyPassesRestoreRefuses, "unknown libxl record type", "verify skips unknown optional libxl records, restore (as libxl) rejects them"),
-
-        // Found by the diff campaign: restore is lenient where verify applies verify-stream-v2's stricter checks
-        // (END length, libxl EMULATOR_* emulator_id and padding). For the v2-check unification.
-        (Disagreement.RestoreTakesVerifyRejects, "(must be 0)", "restore ignores a non-empty END body, verify rejects it"),
-        (Disagreement.RestoreTakesVerifyRejects, "emulator_id", "restore ignores the libxl emulator_id, verify checks it"),
-        (Disagreement.RestoreTakesVerifyRejects, "non-zero padding", "restore ignores record padding, verify checks it"),
-
-        // Found by this check, NOT fixed here (for the v2-check unification): restore refuses an HVM_PARAMS index
-        // >= 64 as Xen's xc_hvm_param_set does; verify (like verify-stream-v2) does not look at the indices.
-        (Disagreement.VerifyPassesRestoreRefuses, "is not a valid HVM parameter", "restore refuses HVM param index >= 64, verify does not check it"),
+        // Legacy only (Xmig.Inspect, outside the v2 checks): inspection warns on an HVM legacy image without the
+        // device-model record; restore (like libxc) refuses it.
+        (Disagreement.VerifyPassesRestoreRefuses, "no device-model record follows the HVM tail", "verify warns, restore refuses an HVM legacy image without a DM record"),
 
         // By design (v2 §6.6, legacy §9.3): a checkpointed stream whose later checkpoint breaks part-way restores to
         // the last complete checkpoint (Remus/COLO failover); verify judges the whole stream and rejects it.

@@ -2,6 +2,7 @@ using Xmig.Domains;
 using Xmig.Formats;
 using Xmig.Formats.Libxc;
 using Xmig.Formats.Libxl;
+using Xmig.Verify;
 
 namespace Xmig.Restore;
 
@@ -19,6 +20,8 @@ internal sealed partial class RestoreEngine
     private uint _imageVersion;
     private bool _staticDataEnd;
     private bool _pvInfoSeen;
+    private bool _hvmContextSeen;
+    private bool _anyPage;
     private bool _replaying;
     private int _checkpointsSeen;
     private int _committed;
@@ -45,10 +48,18 @@ internal sealed partial class RestoreEngine
                 switch (walker.Item)
                 {
                     case V2Item.LibxcImageHeader:
+                        // The checks verify applies (V2RecordChecks): reserved fields and padding zero.
+                        V2RecordChecks.Begin(walker.Libxc!);
+                        V2RecordChecks.ImageHeader(walker.Libxc!.ImageHeader, walker.ItemOffset);
                         _imageVersion = walker.Libxc!.ImageHeader.Version;
+                        break;
+                    case V2Item.LibxlHeader:
+                        V2RecordChecks.Begin(walker.Libxl!);
+                        V2RecordChecks.LibxlHeader(walker.Libxl!.StreamHeader, walker.ItemOffset);
                         break;
                     case V2Item.LibxcDomainHeader:
                         var header = walker.Libxc!.DomainHeader;
+                        V2RecordChecks.DomainHeader(header, walker.ItemOffset);
                         sender = header.XenMajor == 0
                             ? Invariant($"legacy-converter-{header.XenMinor}")
                             : Invariant($"xen-{header.XenMajor}.{header.XenMinor}");
@@ -59,6 +70,9 @@ internal sealed partial class RestoreEngine
                         switch (libxc.Type)
                         {
                             case RecordType.End:
+                                V2RecordChecks.EmptyBody(libxc);
+                                CheckHvmCompletion(libxc);
+
                                 // §10 row 2: END in a checkpointed stream discards what follows the last CHECKPOINT.
                                 libxcEnded = true;
                                 end = "END";
@@ -72,6 +86,8 @@ internal sealed partial class RestoreEngine
                                 _partial = false;
                                 break;
                             case RecordType.Checkpoint:
+                                V2RecordChecks.EmptyBody(libxc);
+                                CheckHvmCompletion(libxc);
                                 _checkpointsSeen++;
                                 _partial = true;
                                 if (_options.Checkpointed == CheckpointedMode.No)
@@ -192,8 +208,10 @@ internal sealed partial class RestoreEngine
         switch (libxl.Type)
         {
             case LibxlRecordType.LibxcContext:
+                V2RecordChecks.EmptyBody(libxl);
                 return false;
             case LibxlRecordType.End:
+                V2RecordChecks.EmptyBody(libxl);
                 return true;
             case LibxlRecordType.EmulatorXenstoreData:
             case LibxlRecordType.EmulatorContext:
@@ -204,6 +222,7 @@ internal sealed partial class RestoreEngine
                 }
 
                 var record = libxl.ReadEmulatorRecord();
+                V2RecordChecks.EmulatorId(libxl, record.EmulatorId);
                 if (libxl.Type == LibxlRecordType.EmulatorXenstoreData)
                 {
                     DecodeXenstore(libxl, record.Data);
@@ -226,6 +245,7 @@ internal sealed partial class RestoreEngine
 
                 return false;
             case LibxlRecordType.CheckpointEnd:
+                V2RecordChecks.EmptyBody(libxl);
                 if (_options.Checkpointed == CheckpointedMode.No)
                 {
                     throw libxl.Error("CHECKPOINT_END in a stream restored as plain");
@@ -238,7 +258,7 @@ internal sealed partial class RestoreEngine
                 return false;
             default:
                 // §7 L3: libxl refuses every unknown record, the optional bit notwithstanding.
-                throw libxl.Error("unknown libxl record type");
+                throw V2RecordChecks.UnknownLibxlRecord(libxl);
         }
     }
 
@@ -325,6 +345,7 @@ internal sealed partial class RestoreEngine
                 }
 
                 var info = reader.ReadX86PvInfo();
+                V2RecordChecks.PvInfo(reader, info);
                 if (!info.IsValidPair)
                 {
                     throw reader.Error(Invariant($"guest_width {info.GuestWidth} with pt_levels {info.PtLevels} is not (4, 3) or (8, 4)"));
@@ -353,6 +374,7 @@ internal sealed partial class RestoreEngine
                 break;
             case RecordType.X86TscInfo:
                 var tsc = reader.ReadX86TscInfo();
+                V2RecordChecks.TscInfo(reader, tsc);
                 _state.SetTscInfo(new TscInfo(tsc.Mode, tsc.Khz, tsc.Nsec, tsc.Incarnation));
                 break;
             case RecordType.HvmContext:
@@ -363,17 +385,16 @@ internal sealed partial class RestoreEngine
                 }
 
                 _state.SetHvmContext(reader.ReadBody());
+                _hvmContextSeen = true;
                 break;
             case RecordType.HvmParams:
                 RequireGuest(reader, GuestType.Hvm);
                 var parameters = reader.ReadHvmParams();
+                V2RecordChecks.Reserved(reader, parameters.Reserved);
                 for (var i = 0; i < parameters.Count; i++)
                 {
                     var p = parameters[i];
-                    if (p.Index >= HvmParam.Count)
-                    {
-                        throw reader.Error(Invariant($"parameter {i}: index {p.Index} is not a valid HVM parameter (below {HvmParam.Count})"));
-                    }
+                    V2RecordChecks.HvmParamIndex(reader, i, p.Index);
 
                     _state.SetHvmParam((uint)p.Index, p.Value);
                 }
@@ -403,6 +424,7 @@ internal sealed partial class RestoreEngine
 
                 break;
             case RecordType.StaticDataEnd:
+                V2RecordChecks.EmptyBody(reader);
                 if (_staticDataEnd)
                 {
                     throw reader.Error("STATIC_DATA_END seen twice");
@@ -411,6 +433,7 @@ internal sealed partial class RestoreEngine
                 _staticDataEnd = true;
                 break;
             case RecordType.Verify:
+                V2RecordChecks.EmptyBody(reader);
                 _state.VerifyMode = true;
                 break;
             default:
@@ -436,9 +459,12 @@ internal sealed partial class RestoreEngine
         }
 
         var view = reader.ReadPageData();
+        V2RecordChecks.PageDataHeader(reader, view.Reserved);
         var page = 0;
         for (var i = 0; i < (int)view.Count; i++)
         {
+            V2RecordChecks.PageDataEntry(reader, i, view.Entry(i));
+            _anyPage = true;
             var pfn = view.Pfn(i);
             var problem = _state.CheckPfn(pfn);
             if (problem != null)
@@ -485,6 +511,7 @@ internal sealed partial class RestoreEngine
         RequirePvInfo(reader);
         var type = (RecordType)reader.Header.Type;
         var view = reader.ReadX86PvVcpu();
+        V2RecordChecks.Reserved(reader, view.Reserved);
         if (view.VcpuId > _options.Limits.MaxVcpuId)
         {
             throw reader.Error(Invariant($"vcpu_id {view.VcpuId} exceeds {_options.Limits.MaxVcpuId}"));
@@ -510,6 +537,16 @@ internal sealed partial class RestoreEngine
         }
 
         _state.SetVcpuContext((int)view.VcpuId, kind, view.Context);
+    }
+
+    // §7 row 28, §3.6: as verify, an HVM stream (or checkpoint) is complete only with HVM_CONTEXT and memory. Inside
+    // a buffered checkpoint the records are still spooled, so what has been committed counts together with them.
+    private void CheckHvmCompletion(LibxcReader reader)
+    {
+        if (_state.GuestType == GuestType.Hvm && !_buffering)
+        {
+            V2RecordChecks.HvmCompletion(reader, _hvmContextSeen, _anyPage);
+        }
     }
 
     private void RequireGuest(LibxcReader reader, GuestType type)

@@ -19,28 +19,19 @@ public sealed partial class StreamVerifier
     private ulong _maxP2mFrame;
     private bool _vcpu0Basic;
     private bool _hvmContext;
+    private bool _anyPage;
     private int _checkpoint;
     private int _libxcStreams;
 
     private void OnImageHeader(V2StreamReader walker)
     {
         var reader = walker.Libxc!;
-        reader.StrictPadding = true;
+        V2RecordChecks.Begin(reader);
         var h = reader.ImageHeader;
         var offset = walker.ItemOffset;
-        const string What = "libxc image header";
 
-        // V16, V17: reserved option bits and reserved fields zero (V13-V15, V18 are checked by the reader).
-        if ((h.Options & ~ImageHeader.OptionBigEndian) != 0)
-        {
-            throw new StreamFormatException(What, -1, offset + 16, Invariant($"reserved option bits set (options 0x{h.Options:X4})"));
-        }
-
-        if (h.Reserved1 != 0 || h.Reserved2 != 0)
-        {
-            throw new StreamFormatException(What, -1, offset + 18, Invariant($"reserved fields not zero (0x{h.Reserved1:X4}, 0x{h.Reserved2:X8})"));
-        }
-
+        // V16, V17 (V13-V15, V18 are checked by the reader).
+        V2RecordChecks.ImageHeader(h, offset);
         _libxcStreams++;
         _version = h.Version;
         _staticDataEnd = false;
@@ -60,11 +51,8 @@ public sealed partial class StreamVerifier
         var h = walker.Libxc!.DomainHeader;
         var offset = walker.ItemOffset;
 
-        // V20: reserved u16 zero (V19, V21 are checked by the reader).
-        if (h.Reserved != 0)
-        {
-            throw new StreamFormatException("libxc domain header", -1, offset + 6, Invariant($"reserved field 0x{h.Reserved:X4} not zero"));
-        }
+        // V20 (V19, V21 are checked by the reader).
+        V2RecordChecks.DomainHeader(h, offset);
 
         _guest = h.GuestType;
         _guestKnown = true;
@@ -136,10 +124,7 @@ public sealed partial class StreamVerifier
                 break;
             case RecordType.X86TscInfo:
                 var tsc = r.ReadX86TscInfo();
-                if (tsc.Reserved != 0)
-                {
-                    throw r.Error(Invariant($"reserved field 0x{tsc.Reserved:X8} not zero"));
-                }
+                V2RecordChecks.TscInfo(r, tsc);
 
                 _info.Add("mode", tsc.Mode);
                 _info.Add("khz", tsc.Khz);
@@ -241,10 +226,7 @@ public sealed partial class StreamVerifier
         }
 
         var view = r.ReadPageDataEntries();
-        if (view.Reserved != 0)
-        {
-            throw r.Error(Invariant($"reserved field 0x{view.Reserved:X8} not zero"));
-        }
+        V2RecordChecks.PageDataHeader(r, view.Reserved);
 
         var counts = _info.PageTypeCounts;
         var min = ulong.MaxValue;
@@ -253,10 +235,7 @@ public sealed partial class StreamVerifier
         for (var i = 0; i < entries.Length; i += 8)
         {
             var e = BinaryPrimitives.ReadUInt64LittleEndian(entries.Slice(i, 8));
-            if ((e & PageTypes.ReservedMask) != 0)
-            {
-                throw r.Error(Invariant($"pfn entry {i / 8}: reserved bits 52-59 set (0x{e:X16})"));
-            }
+            V2RecordChecks.PageDataEntry(r, i / 8, e);
 
             var pfn = e & PageTypes.PfnMask;
             if (pv && pfn > _maxPfn)
@@ -269,6 +248,8 @@ public sealed partial class StreamVerifier
             max = Math.Max(max, pfn);
             _pfns.Add(pfn);
         }
+
+        _anyPage |= entries.Length > 0;
 
         if (_detail)
         {
@@ -347,10 +328,7 @@ public sealed partial class StreamVerifier
             throw r.Error(Invariant($"guest_width {info.GuestWidth} with pt_levels {info.PtLevels} (valid: 4 with 3, 8 with 4)"));
         }
 
-        if (info.Reserved != 0)
-        {
-            throw r.Error("reserved octets 2-7 not zero");
-        }
+        V2RecordChecks.PvInfo(r, info);
 
         _pvInfo = true;
         _guestWidth = info.GuestWidth;
@@ -396,11 +374,7 @@ public sealed partial class StreamVerifier
 
         var head = r.ReadBodyPrefix(X86PvVcpuView.HeaderSize);
         var vcpu = BinaryPrimitives.ReadUInt32LittleEndian(head);
-        var reserved = BinaryPrimitives.ReadUInt32LittleEndian(head[4..]);
-        if (reserved != 0)
-        {
-            throw r.Error(Invariant($"reserved field 0x{reserved:X8} not zero"));
-        }
+        V2RecordChecks.Reserved(r, BinaryPrimitives.ReadUInt32LittleEndian(head[4..]));
 
         var context = length - X86PvVcpuView.HeaderSize;
         _info.Add("vcpu_id", vcpu);
@@ -444,11 +418,7 @@ public sealed partial class StreamVerifier
 
         var head = r.PeekBody(HvmParamsView.HeaderSize);
         var count = BinaryPrimitives.ReadUInt32LittleEndian(head);
-        var reserved = BinaryPrimitives.ReadUInt32LittleEndian(head[4..]);
-        if (reserved != 0)
-        {
-            throw r.Error(Invariant($"reserved field 0x{reserved:X8} not zero"));
-        }
+        V2RecordChecks.Reserved(r, BinaryPrimitives.ReadUInt32LittleEndian(head[4..]));
 
         if (length != HvmParamsView.BodyLength(count))
         {
@@ -461,12 +431,14 @@ public sealed partial class StreamVerifier
             Warn(r, "count 0 (ignored by the receiver)");
         }
 
-        if (_detail && length <= LibxcReader.MaxBodyInMemoryLength)
+        // §3.5.9: indices below 64, as restore (and Xen's xc_hvm_param_set) requires.
+        var p = r.ReadHvmParams();
+        for (var i = 0; i < p.Count; i++)
         {
-            var p = r.ReadHvmParams();
-            for (var i = 0; i < p.Count; i++)
+            var e = p[i];
+            V2RecordChecks.HvmParamIndex(r, i, e.Index);
+            if (_detail)
             {
-                var e = p[i];
                 var name = Enum.IsDefined((HvmParamIndex)e.Index) ? ((HvmParamIndex)e.Index).ToString() : "?";
                 _info.AddDetail(Invariant($"param {e.Index} ({name}) = 0x{e.Value:X}"));
             }
@@ -552,9 +524,9 @@ public sealed partial class StreamVerifier
                 Warn(r, Invariant($"P2M frame pfn 0x{_maxP2mFrame:X} exceeds max pfn 0x{_maxPfn:X} (restore would fail writing the P2M)"));
             }
         }
-        else if (!_hvmContext)
+        else
         {
-            Warn(r, "HVM stream without HVM_CONTEXT");
+            V2RecordChecks.HvmCompletion(r, _hvmContext, _anyPage);
         }
     }
 }

@@ -36,15 +36,11 @@ public sealed partial class StreamVerifier
     private void OnLibxlHeader(V2StreamReader walker)
     {
         var reader = walker.Libxl!;
-        reader.StrictPadding = true;
+        V2RecordChecks.Begin(reader);
         var h = reader.StreamHeader;
 
-        // V5: reserved option bits (2-31) zero; V3, V4, V6 are checked by the reader.
-        var reserved = h.Options & ~(StreamHeader.OptionBigEndian | StreamHeader.OptionLegacy);
-        if (reserved != 0)
-        {
-            throw new StreamFormatException("libxl stream header", -1, walker.ItemOffset + 12, Invariant($"reserved option bits set (options 0x{h.Options:X8})"));
-        }
+        // V5 (V3, V4, V6 are checked by the reader).
+        V2RecordChecks.LibxlHeader(h, walker.ItemOffset);
 
         _observer?.OnLibxlHeader(h, walker.ItemOffset);
     }
@@ -59,18 +55,8 @@ public sealed partial class StreamVerifier
         _info.Reset(RecordLayer.Libxl, r.RecordIndex, r.RecordOffset, type, r.RecordName(type), h.Length, _checkpoint);
         if (!LibxlRecordTypes.IsDefined(type))
         {
-            // V7, §7 L3: the reference libxl rejects every unknown type; xmig keeps optional ones (bit 31) and warns.
-            if (!h.IsOptional)
-            {
-                throw r.Error(Invariant($"unknown mandatory libxl record type 0x{type:X8}"));
-            }
-
-            _info.IsUnknownOptional = true;
-            _summary.CountUnknown(_info.Name);
-            Warn(r, Invariant($"unknown optional record (length {h.Length}) skipped (the reference libxl rejects it)"));
-            r.SkipBody();
-            _observer?.OnRecord(_info);
-            return;
+            // V7, §7 L3: the reference libxl rejects every unknown type, optional or not (as restore does).
+            throw V2RecordChecks.UnknownLibxlRecord(r);
         }
 
         _summary.LibxlRecords[type]++;
@@ -199,13 +185,7 @@ public sealed partial class StreamVerifier
         }
     }
 
-    private static void CheckEmulatorId(LibxlReader r, uint id)
-    {
-        if (id > (uint)EmulatorId.QemuUpstream)
-        {
-            throw r.Error(Invariant($"emulator_id {id} is not 0, 1 or 2"));
-        }
-    }
+    private static void CheckEmulatorId(LibxlReader r, uint id) => V2RecordChecks.EmulatorId(r, id);
 
     private void OnTrailingData(V2StreamReader walker)
     {

@@ -179,11 +179,5 @@ public sealed partial class StreamVerifier
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 
-    private static void RequireEmpty(RecordReader reader)
-    {
-        if (reader.Header.Length != 0)
-        {
-            throw reader.Error(Invariant($"length {reader.Header.Length} (must be 0)"));
-        }
-    }
+    private static void RequireEmpty(RecordReader reader) => V2RecordChecks.EmptyBody(reader);
 }
