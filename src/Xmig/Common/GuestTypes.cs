@@ -67,3 +67,57 @@ public static class GuestPage
     /// <summary>log2 of <see cref="Size"/>.</summary>
     public const int Shift = 12;
 }
+
+/// <summary>Indices of the HVM parameters a save/restore engine deals with (<c>public/hvm/params.h</c>; v2-stream.md §3.5.9).</summary>
+public static class HvmParam
+{
+    public const uint StorePfn = 1;
+    public const uint StoreEvtchn = 2;
+    public const uint PaeEnabled = 4;
+    public const uint IoreqPfn = 5;
+    public const uint BufioreqPfn = 6;
+    public const uint Viridian = 9;
+    public const uint IdentPt = 12;
+    public const uint Vm86Tss = 15;
+    public const uint ConsolePfn = 17;
+    public const uint ConsoleEvtchn = 18;
+    public const uint AcpiIoportsLocation = 19;
+    public const uint PagingRingPfn = 27;
+    public const uint MonitorRingPfn = 28;
+    public const uint SharingRingPfn = 29;
+    public const uint IoreqServerPfn = 32;
+    public const uint NrIoreqServerPages = 33;
+    public const uint VmGenerationIdAddr = 34;
+    public const uint X87FipWidth = 36;
+    public const uint Vm86TssSized = 37;
+    public const uint McaCap = 38;
+
+    /// <summary>Parameters are indices below this bound (Xen's <c>HVM_NR_PARAMS</c> at the reference revision is 39).</summary>
+    public const uint Count = 64;
+
+    /// <summary>The name of a parameter this engine knows (<c>StorePfn</c>), or null.</summary>
+    public static string? Name(ulong index) => index switch
+    {
+        1 => nameof(StorePfn),
+        2 => nameof(StoreEvtchn),
+        4 => nameof(PaeEnabled),
+        5 => nameof(IoreqPfn),
+        6 => nameof(BufioreqPfn),
+        9 => nameof(Viridian),
+        12 => nameof(IdentPt),
+        15 => nameof(Vm86Tss),
+        17 => nameof(ConsolePfn),
+        18 => nameof(ConsoleEvtchn),
+        19 => nameof(AcpiIoportsLocation),
+        27 => nameof(PagingRingPfn),
+        28 => nameof(MonitorRingPfn),
+        29 => nameof(SharingRingPfn),
+        32 => nameof(IoreqServerPfn),
+        33 => nameof(NrIoreqServerPages),
+        34 => nameof(VmGenerationIdAddr),
+        36 => nameof(X87FipWidth),
+        37 => nameof(Vm86TssSized),
+        38 => nameof(McaCap),
+        _ => null,
+    };
+}

@@ -244,9 +244,9 @@ internal sealed class V2ConvertSink : ILegacyRestoreSink, IDisposable
     {
         _verbose?.WriteLine($"Magic pfns: 0x{ioreqPfn:x} 0x{bufIoreqPfn:x} 0x{storePfn:x}");
         Xc.WriteHvmParams([
-            new HvmParamEntry((ulong)HvmParamIndex.IoreqPfn, ioreqPfn),
-            new HvmParamEntry((ulong)HvmParamIndex.BufioreqPfn, bufIoreqPfn),
-            new HvmParamEntry((ulong)HvmParamIndex.StorePfn, storePfn),
+            new HvmParamEntry(Xmig.HvmParam.IoreqPfn, ioreqPfn),
+            new HvmParamEntry(Xmig.HvmParam.BufioreqPfn, bufIoreqPfn),
+            new HvmParamEntry(Xmig.HvmParam.StorePfn, storePfn),
         ]);
     }
 

@@ -21,31 +21,3 @@ internal readonly record struct TscInfo(uint Mode, uint Khz, ulong Nsec, uint In
 
 /// <summary>One key/value pair under the device model's xenstore directory (v2-stream.md §4.4).</summary>
 internal readonly record struct XenstoreEntry(string Key, string Value);
-
-/// <summary>Indices of the HVM parameters a save/restore engine deals with (<c>public/hvm/params.h</c>; v2-stream.md §3.5.9).</summary>
-internal static class HvmParam
-{
-    public const uint StorePfn = 1;
-    public const uint StoreEvtchn = 2;
-    public const uint PaeEnabled = 4;
-    public const uint IoreqPfn = 5;
-    public const uint BufioreqPfn = 6;
-    public const uint Viridian = 9;
-    public const uint IdentPt = 12;
-    public const uint Vm86Tss = 15;
-    public const uint ConsolePfn = 17;
-    public const uint ConsoleEvtchn = 18;
-    public const uint AcpiIoportsLocation = 19;
-    public const uint PagingRingPfn = 27;
-    public const uint MonitorRingPfn = 28;
-    public const uint SharingRingPfn = 29;
-    public const uint IoreqServerPfn = 32;
-    public const uint NrIoreqServerPages = 33;
-    public const uint VmGenerationIdAddr = 34;
-    public const uint X87FipWidth = 36;
-    public const uint Vm86TssSized = 37;
-    public const uint McaCap = 38;
-
-    /// <summary>Parameters are indices below this bound (Xen's <c>HVM_NR_PARAMS</c> at the reference revision is 39).</summary>
-    public const uint Count = 64;
-}

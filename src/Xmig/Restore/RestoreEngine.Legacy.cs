@@ -220,9 +220,9 @@ internal sealed partial class RestoreEngine
 
         public void HvmMagicPfns(ulong ioreqPfn, ulong bufIoreqPfn, ulong storePfn)
         {
-            _state.SetHvmParam(Domains.HvmParam.IoreqPfn, ioreqPfn);
-            _state.SetHvmParam(Domains.HvmParam.BufioreqPfn, bufIoreqPfn);
-            _state.SetHvmParam(Domains.HvmParam.StorePfn, storePfn);
+            _state.SetHvmParam(Xmig.HvmParam.IoreqPfn, ioreqPfn);
+            _state.SetHvmParam(Xmig.HvmParam.BufioreqPfn, bufIoreqPfn);
+            _state.SetHvmParam(Xmig.HvmParam.StorePfn, storePfn);
         }
 
         public void HvmContext(long length, Stream data) => _state.SetHvmContext(ReadAll(data, length, "HVM context"));

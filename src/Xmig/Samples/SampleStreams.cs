@@ -135,10 +135,10 @@ public static class SampleStreams
             {
                 WriteHvmContext(w);
                 w.WriteHvmParams([
-                    new HvmParamEntry((ulong)HvmParamIndex.StorePfn, 0xFEFFC),
-                    new HvmParamEntry((ulong)HvmParamIndex.IoreqPfn, 0xFEFFF),
-                    new HvmParamEntry((ulong)HvmParamIndex.BufioreqPfn, 0xFEFFE),
-                    new HvmParamEntry((ulong)HvmParamIndex.ConsolePfn, 0xFEFFD),
+                    new HvmParamEntry(HvmParam.StorePfn, 0xFEFFC),
+                    new HvmParamEntry(HvmParam.IoreqPfn, 0xFEFFF),
+                    new HvmParamEntry(HvmParam.BufioreqPfn, 0xFEFFE),
+                    new HvmParamEntry(HvmParam.ConsolePfn, 0xFEFFD),
                 ]);
             }
             else

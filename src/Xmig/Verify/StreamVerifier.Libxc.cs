@@ -439,7 +439,7 @@ public sealed partial class StreamVerifier
             V2RecordChecks.HvmParamIndex(r, i, e.Index);
             if (_detail)
             {
-                var name = Enum.IsDefined((HvmParamIndex)e.Index) ? ((HvmParamIndex)e.Index).ToString() : "?";
+                var name = HvmParam.Name(e.Index) ?? "?";
                 _info.AddDetail(Invariant($"param {e.Index} ({name}) = 0x{e.Value:X}"));
             }
         }
