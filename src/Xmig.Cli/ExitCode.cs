@@ -12,3 +12,21 @@ internal enum ExitCode
     /// <summary>Usage or I/O error, or unsupported content.</summary>
     UsageOrIo = 2,
 }
+
+/// <summary>The one place where a failure becomes an exit code; every verb maps its exceptions through it.</summary>
+internal static class ExitCodes
+{
+    /// <summary>
+    /// The exit code of an anticipated failure, or null for one that is not (a bug: it propagates with its trace).
+    /// A bad stream or domain directory is invalid input (1); content a restore or a conversion cannot carry is 2, as
+    /// Xen's converter exits; I/O failures, refused access and misuse of an option are 2.
+    /// </summary>
+    public static ExitCode? Of(Exception e) => e switch
+    {
+        Formats.StreamFormatException or Domains.InvalidDomainException => ExitCode.Invalid,
+        Restore.Legacy.LegacyUnsupportedContentException => ExitCode.UsageOrIo,
+        IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException => ExitCode.UsageOrIo,
+        ArgumentException or NotSupportedException => ExitCode.UsageOrIo,
+        _ => null,
+    };
+}

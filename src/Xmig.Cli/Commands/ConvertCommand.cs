@@ -86,17 +86,9 @@ internal static class ConvertCommand
             ok = true;
             return ExitCode.Ok;
         }
-        catch (StreamFormatException e)
+        catch (Exception e) when (ExitCodes.Of(e) is { } code)
         {
-            return Fail(ctx, a, e, ExitCode.Invalid);
-        }
-        catch (LegacyUnsupportedContentException e)
-        {
-            return Fail(ctx, a, e, ExitCode.UsageOrIo);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return Fail(ctx, a, e, ExitCode.UsageOrIo);
+            return Fail(ctx, a, e, code);
         }
         finally
         {

@@ -1,6 +1,3 @@
-using Xmig.Domains;
-using Xmig.Formats;
-
 namespace Xmig.Cli.Commands;
 
 /// <summary>Error handling shared by the verbs that drive the domain, save and restore engines.</summary>
@@ -13,17 +10,9 @@ internal static class EngineCommand
         {
             return (int)body();
         }
-        catch (StreamFormatException e)
+        catch (Exception e) when (ExitCodes.Of(e) is { } code)
         {
-            return Fail(ctx, verbose, ExitCode.Invalid, e.Message, e);
-        }
-        catch (InvalidDomainException e)
-        {
-            return Fail(ctx, verbose, ExitCode.Invalid, e.Message, e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            return Fail(ctx, verbose, ExitCode.UsageOrIo, e.Message, e);
+            return Fail(ctx, verbose, code, e.Message, e);
         }
     }
 

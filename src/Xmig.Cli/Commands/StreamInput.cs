@@ -82,6 +82,6 @@ internal static class StreamInput
             error.WriteLine(e);
         }
 
-        return ExitCode.UsageOrIo;
+        return ExitCodes.Of(e) ?? ExitCode.UsageOrIo;
     }
 }
