@@ -139,7 +139,7 @@ internal static class FuzzTargets
         try
         {
             using var legacyInput = new InputBuffer(new MemoryStream(data, writable: false), 1 << 16);
-            LegacyXlHeader.Read(legacyInput);
+            XlHeader.ReadLegacy(legacyInput, out _);
         }
         catch (StreamFormatException)
         {

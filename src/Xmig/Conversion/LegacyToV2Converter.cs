@@ -1,5 +1,6 @@
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
+using Xmig.Formats.Xl;
 using Xmig.Restore.Legacy;
 
 namespace Xmig.Conversion;
@@ -35,13 +36,13 @@ internal static class LegacyToV2Converter
         using var outBuffer = new OutputBuffer(output, 4 << 20);
 
         // xl header (legacy §3.1), copied through; with libxl output the STREAMv2 flag is set (v2 §9.1).
-        var head = inBuffer.Peek(LegacyXlHeader.Size);
-        if (options.Xl || LegacyXlHeader.StartsWithMagic(head))
+        var head = inBuffer.Peek(XlHeader.Size);
+        if (options.Xl || XlHeader.HasMagic(head))
         {
-            var xl = LegacyXlHeader.Read(inBuffer);
+            var xl = XlHeader.ReadLegacy(inBuffer, out var optionalData);
             options.Verbose?.WriteLine("Processed xl header");
-            var flags = xl.MandatoryFlags | (options.Format == V2OutputFormat.Libxl ? LegacyXlHeader.FlagStreamV2 : 0);
-            LegacyXlHeader.Write(outBuffer, flags, xl.OptionalFlags, xl.OptionalData);
+            var flags = xl.MandatoryFlags | (options.Format == V2OutputFormat.Libxl ? (uint)XlMandatoryFlags.StreamV2 : 0);
+            XlHeader.WriteTo(outBuffer, flags, xl.OptionalFlags, optionalData);
         }
 
         var detected = LegacyDetection.Detect(inBuffer.Peek(LegacyDetection.ProbeLength), inBuffer.Position, options.Width, options.Guest);

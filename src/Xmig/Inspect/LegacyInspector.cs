@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
+using Xmig.Formats.Xl;
 using Xmig.Restore;
 using Xmig.Restore.Legacy;
 
@@ -43,8 +44,8 @@ internal static class LegacyInspector
         var kind = StreamDetector.Detect(head);
         if (kind == StreamKind.Xl)
         {
-            return head.Length >= LegacyXlHeader.Size
-                && (BinaryPrimitives.ReadUInt32LittleEndian(head[36..]) & LegacyXlHeader.FlagStreamV2) == 0;
+            return head.Length >= XlHeader.Size
+                && (BinaryPrimitives.ReadUInt32LittleEndian(head[36..]) & (uint)XlMandatoryFlags.StreamV2) == 0;
         }
 
         if (kind != StreamKind.Legacy)
@@ -75,13 +76,13 @@ internal static class LegacyInspector
         LegacyStreamReader? reader = null;
         try
         {
-            if (LegacyXlHeader.StartsWithMagic(input.Peek(LegacyXlHeader.Size)))
+            if (XlHeader.HasMagic(input.Peek(XlHeader.Size)))
             {
                 var at = input.Position;
-                var xl = LegacyXlHeader.Read(input);
+                var xl = XlHeader.ReadLegacy(input, out var optionalData);
                 report.Xl = true;
-                Add(report, -1, at, 0, "xl header", Invariant($"mandatory flags 0x{xl.MandatoryFlags:X} (STREAMv2 clear: legacy payload), optional data {xl.OptionalData.Length} octets")
-                    + (xl.ConfigLength is int n ? Invariant($", config {n} octets") : ", no config_len prefix (xl would refuse it as truncated)"));
+                Add(report, -1, at, 0, "xl header", Invariant($"mandatory flags 0x{xl.MandatoryFlags:X} (STREAMv2 clear: legacy payload), optional data {optionalData.Length} octets")
+                    + (XlHeader.TryGetConfig(optionalData, out var config) ? Invariant($", config {config.Length} octets") : ", no config_len prefix (xl would refuse it as truncated)"));
             }
 
             var detected = LegacyDetection.Detect(input.Peek(LegacyDetection.ProbeLength), input.Position, options.Width, options.Guest);

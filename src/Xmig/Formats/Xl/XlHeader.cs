@@ -144,6 +144,66 @@ public readonly struct XlHeader
         output.Write(optionalData);
     }
 
+    /// <summary>
+    /// Reads the header in front of a legacy libxc image (legacy-stream.md §3.1) and its optional data, kept verbatim
+    /// so that a converter can copy them through. The payload must be legacy: <c>STREAMv2</c> clear.
+    /// </summary>
+    public static XlHeader ReadLegacy(InputBuffer input, out byte[] optionalData)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        const string What = "xl header";
+        var start = input.Position;
+        if (!input.TryRead(Size, out var head, out var available))
+        {
+            throw new StreamFormatException(What, -1, start, F($"truncated: {available} of {Size} header octets"));
+        }
+
+        var header = Read(head);
+        if (!header.MagicOk)
+        {
+            throw new StreamFormatException(What, -1, start, "no xl header: the first 32 octets are not \"Xen saved domain, xl format\"");
+        }
+
+        if (header.ByteOrder != ByteOrderValue)
+        {
+            throw new StreamFormatException(What, -1, start + 32, F($"byteorder 0x{header.ByteOrder:X8} is not 0x01020304 written little-endian"));
+        }
+
+        var unknown = header.MandatoryFlags & ~(uint)KnownMandatoryFlags;
+        if (unknown != 0)
+        {
+            throw new StreamFormatException(What, -1, start + 36, F($"unknown mandatory flags 0x{unknown:X}"));
+        }
+
+        if (header.IsStreamV2)
+        {
+            throw new StreamFormatException(What, -1, start + 36, "mandatory flag STREAMv2 is set: the payload is a Migration v2 stream, not a legacy image");
+        }
+
+        if (header.OptionalDataLength > MaxOptionalDataLength)
+        {
+            throw new StreamFormatException(What, -1, start + 44, F($"optional_data_len {header.OptionalDataLength} exceeds {MaxOptionalDataLength}"));
+        }
+
+        optionalData = new byte[header.OptionalDataLength];
+        var got = input.ReadInto(optionalData);
+        if (got < optionalData.Length)
+        {
+            throw new StreamFormatException(What, -1, start + Size, F($"optional data truncated: {got} of {optionalData.Length} octets"));
+        }
+
+        return header;
+    }
+
+    /// <summary>Writes a header with raw flags, then <paramref name="optionalData"/> verbatim (a converter copying one through).</summary>
+    public static void WriteTo(OutputBuffer output, uint mandatoryFlags, uint optionalFlags, ReadOnlySpan<byte> optionalData)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        new XlHeader(true, ByteOrderValue, mandatoryFlags, optionalFlags, (uint)optionalData.Length).Write(output.GetSpan(Size));
+        output.Advance(Size);
+        output.Write(optionalData);
+    }
+
     /// <summary>Builds xl's optional data block for a config: u32 config_len then the config.</summary>
     public static byte[] BuildConfigBlock(ReadOnlySpan<byte> config)
     {

@@ -1,5 +1,6 @@
 using Xmig.Formats;
 using Xmig.Formats.Legacy;
+using Xmig.Formats.Xl;
 using Xmig.Restore;
 using Xmig.Restore.Legacy;
 
@@ -20,7 +21,7 @@ public class LegacyVectorTests
         {
             using var ms = new MemoryStream(bytes);
             using var input = new InputBuffer(ms);
-            offset = LegacyXlHeader.Read(input).TotalLength;
+            offset = XlHeader.Size + XlHeaderOptional(input);
         }
 
         var (sink, result, position) = LegacyTestStreams.Restore(bytes[offset..], v.Width / 8, v.GuestType);
@@ -97,7 +98,13 @@ public class LegacyVectorTests
     {
         using var ms = new MemoryStream(bytes);
         using var input = new InputBuffer(ms);
-        return LegacyXlHeader.Read(input).TotalLength;
+        return XlHeader.Size + XlHeaderOptional(input);
+    }
+
+    private static int XlHeaderOptional(InputBuffer input)
+    {
+        XlHeader.ReadLegacy(input, out var optionalData);
+        return optionalData.Length;
     }
 }
 
