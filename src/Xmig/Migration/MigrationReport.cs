@@ -38,6 +38,33 @@ internal sealed class MigrationSendReport
 
     public int? DestinationStatus { get; set; }
 
+    /// <summary>The convergence policy (<c>--policy</c>): xen, xen-legacy or downtime.</summary>
+    public string Policy { get; set; } = "";
+
+    /// <summary>The downtime target of the <c>downtime</c> policy, in ms (QEMU's <c>downtime-limit</c>).</summary>
+    public double? DowntimeLimit { get; set; }
+
+    /// <summary>Octets per second the stream was held to (<c>--max-bandwidth</c>; QEMU's <c>max-bandwidth</c>), null when unlimited.</summary>
+    public long? MaxBandwidth { get; set; }
+
+    /// <summary>The downtime the last pass predicted: remaining dirty octets at the measured bandwidth, in ms.</summary>
+    public double? ExpectedDowntime { get; set; }
+
+    /// <summary>Octets of dirty memory left when the guest was paused (what stop-and-copy sent).</summary>
+    public long Remaining { get; set; }
+
+    /// <summary>Pages the guest dirtied per second in the last pre-copy pass.</summary>
+    public double DirtyPagesRate { get; set; }
+
+    /// <summary>The guest's throttle at the end, in percent of its CPU taken away (<c>--auto-converge</c>; 0 when never throttled).</summary>
+    public int CpuThrottlePercentage { get; set; }
+
+    /// <summary>Why pre-copy stopped: converged, max-iterations, timeout, non-live...</summary>
+    public string? StopReason { get; set; }
+
+    /// <summary>Every memory pass, the paused one last.</summary>
+    public IReadOnlyList<MigrationRound> Rounds { get; set; } = [];
+
     public MigrationEnd Source { get; set; } = new();
 
     public static MigrationSendReport From(MigrationSendResult r, string stream, string workload) => new()
@@ -122,6 +149,43 @@ internal sealed class MigrationReceiveReport
     public string ToJson() => JsonSerializer.Serialize(this, MigrationJson.Default.MigrationReceiveReport);
 }
 
+/// <summary>
+/// One memory pass of a migration, as the per-round line on stderr shows it. Times in ms, rates per second, as
+/// <c>query-migrate</c>.
+/// </summary>
+internal sealed class MigrationRound
+{
+    /// <summary>The pass number, from 1 (the full first pass).</summary>
+    public int Iteration { get; set; }
+
+    /// <summary>True for the stop-and-copy pass, sent with the guest paused.</summary>
+    public bool Paused { get; set; }
+
+    /// <summary>Data pages this pass sent.</summary>
+    public long Pages { get; set; }
+
+    /// <summary>Stream octets this pass wrote.</summary>
+    public long Transferred { get; set; }
+
+    /// <summary>How long the pass took.</summary>
+    public double Duration { get; set; }
+
+    /// <summary>Stream megabits per second over the pass.</summary>
+    public double Mbps { get; set; }
+
+    /// <summary>Frames the guest dirtied during the pass (what the next pass sends).</summary>
+    public long DirtyPages { get; set; }
+
+    /// <summary>Frames the guest dirtied per second during the pass.</summary>
+    public double DirtyPagesRate { get; set; }
+
+    /// <summary>The dirty set's octets at this pass's bandwidth, in ms: what stopping now would cost.</summary>
+    public double ExpectedDowntime { get; set; }
+
+    /// <summary>The guest's throttle during the pass, in percent.</summary>
+    public int CpuThrottlePercentage { get; set; }
+}
+
 /// <summary>One end of a migration in a report: where its domain is and its memory digest.</summary>
 internal sealed class MigrationEnd
 {
@@ -137,4 +201,5 @@ internal sealed class MigrationEnd
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.KebabCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(MigrationSendReport))]
 [JsonSerializable(typeof(MigrationReceiveReport))]
+[JsonSerializable(typeof(MigrationRound))]
 internal sealed partial class MigrationJson : JsonSerializerContext;
