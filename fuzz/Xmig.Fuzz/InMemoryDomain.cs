@@ -200,6 +200,14 @@ internal sealed class InMemoryDomain(GuestType type, int guestWidth, ulong maxP2
 
     public void Unpause() => IsPaused = false;
 
+    public int ThrottlePercent { get; private set; }
+
+    public bool SetThrottle(int percent)
+    {
+        ThrottlePercent = percent;
+        return true;
+    }
+
     public bool LogDirty { get; private set; }
 
     public void EnableLogDirty()

@@ -28,9 +28,21 @@ internal static class MigrateCommand
         var keep = new Option<bool>("--keep-source") { Description = "After success keep the source as DIR--migratedaway instead of destroying it." };
         var json = new Option<bool>("--json") { Description = "Print one JSON document (QEMU query-migrate names: status, total-time, setup-time, downtime, transferred, mbps, ...)." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
+        var policy = new Option<string>("--policy") { Description = "When pre-copy stops: downtime (default: once the dirty set fits --downtime-limit at the measured bandwidth, as QEMU), xen (at most 5 passes, below 50 dirty pages), xen-legacy (29 passes, 3x memory, 50 pages).", DefaultValueFactory = _ => "downtime" };
+        policy.AcceptOnlyFromAmong([.. PrecopyPolicies.Names]);
+        var downtimeLimit = new Option<double?>("--downtime-limit") { Description = "The downtime policy's target in ms (default 300, as QEMU's downtime-limit).", HelpName = "MS" };
+        var maxIterations = new Option<int?>("--max-iterations") { Description = "Stop pre-copy after N passes, the first full pass included (any policy).", HelpName = "N" };
+        var timeout = new Option<double?>("--timeout") { Description = "Bound on the migration, in seconds; see --on-timeout.", HelpName = "S" };
+        var onTimeout = new Option<string?>("--on-timeout") { Description = "abort (default: the source keeps running) or switchover (cut pre-copy, pause, send the rest)." };
+        onTimeout.AcceptOnlyFromAmong("abort", "switchover");
+        var maxBandwidth = new Option<string?>("--max-bandwidth") { Description = "Hold the stream to RATE: 12MiB/s, 64M (octets per second, as QEMU) or 100mbit (bits, as tc).", HelpName = "RATE" };
+        var autoConverge = new Option<bool>("--auto-converge") { Description = "Throttle the guest while it dirties memory faster than the stream carries it (QEMU's auto-converge)." };
+        var throttleInitial = new Option<int?>("--cpu-throttle-initial") { Description = "With --auto-converge: the first throttle step in percent (default 20).", HelpName = "PCT" };
+        var throttleIncrement = new Option<int?>("--cpu-throttle-increment") { Description = "With --auto-converge: each later step in percent (default 10).", HelpName = "PCT" };
         var command = new Command("migrate", "Live-migrate a domain over xl's migration channel (as 'xl migrate').")
         {
             dir, target, stream, workload, seed, keep, json, verbose,
+            policy, downtimeLimit, maxIterations, timeout, onTimeout, maxBandwidth, autoConverge, throttleInitial, throttleIncrement,
         };
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
         {
@@ -60,6 +72,12 @@ internal static class MigrateCommand
                 return EngineCommand.Usage(ctx, $"--stream {kindName} is not a stream kind");
             }
 
+            var settings = Settings(parse, policy, downtimeLimit, maxIterations, timeout, onTimeout, maxBandwidth, autoConverge, throttleInitial, throttleIncrement, out problem);
+            if (settings is null)
+            {
+                return EngineCommand.Usage(ctx, problem);
+            }
+
             // A hosted domain: its host owns it and runs the migration.
             if (DomainControl.TryConnect(path, out var probe))
             {
@@ -69,7 +87,7 @@ internal static class MigrateCommand
                     return EngineCommand.Usage(ctx, $"{path} is hosted by 'xmig domain run': migrate it to HOST:PORT (its host connects there)");
                 }
 
-                var answer = DomainControl.Request(path, $"migrate {to} {kindName} digest", line => ctx.Error.WriteLine(line));
+                var answer = DomainControl.Request(path, $"migrate {to} {kindName} digest settings {settings.ToJson()}", line => ctx.Error.WriteLine(line));
                 if (answer is not { } a)
                 {
                     return EngineCommand.Usage(ctx, $"{path}: the domain host stopped answering");
@@ -98,7 +116,7 @@ internal static class MigrateCommand
             MigrationSendResult result;
             try
             {
-                var options = new MigrationSendOptions { Save = new SaveOptions { Kind = kind }, Digest = parse.GetValue(json) };
+                var options = settings.ToSendOptions(kind, parse.GetValue(json), out problem)!;
                 var sender = new MigrationSender(domain, options, line => ctx.Error.WriteLine(line));
                 if (stdio)
                 {
@@ -143,6 +161,96 @@ internal static class MigrateCommand
         return command;
     }
 
+    /// <summary>The convergence options as one <see cref="MigrationSettings"/>; null, with the reason, for a combination that says nothing or contradicts itself.</summary>
+    private static MigrationSettings? Settings(
+        ParseResult parse,
+        Option<string> policy,
+        Option<double?> downtimeLimit,
+        Option<int?> maxIterations,
+        Option<double?> timeout,
+        Option<string?> onTimeout,
+        Option<string?> maxBandwidth,
+        Option<bool> autoConverge,
+        Option<int?> throttleInitial,
+        Option<int?> throttleIncrement,
+        out string problem)
+    {
+        problem = "";
+        var name = parse.GetValue(policy)!;
+        var limit = parse.GetValue(downtimeLimit);
+        if (limit is { } l && name != "downtime")
+        {
+            problem = $"--downtime-limit is the downtime policy's target; --policy {name} does not use it";
+            return null;
+        }
+
+        if (limit is <= 0 or > 3_600_000)
+        {
+            problem = string.Create(CultureInfo.InvariantCulture, $"--downtime-limit: '{limit}' is not a number of milliseconds above 0");
+            return null;
+        }
+
+        if (parse.GetValue(maxIterations) is < 1)
+        {
+            problem = string.Create(CultureInfo.InvariantCulture, $"--max-iterations: '{parse.GetValue(maxIterations)}' is not a positive integer");
+            return null;
+        }
+
+        var seconds = parse.GetValue(timeout);
+        if (seconds is <= 0 or > 86_400 * 365)
+        {
+            problem = string.Create(CultureInfo.InvariantCulture, $"--timeout: '{seconds}' is not a positive number of seconds");
+            return null;
+        }
+
+        var action = parse.GetValue(onTimeout);
+        if (action is not null && seconds is null)
+        {
+            problem = "--on-timeout says what --timeout does; give --timeout S too";
+            return null;
+        }
+
+        long? bandwidth = null;
+        if (parse.GetValue(maxBandwidth) is { } rate)
+        {
+            if (!ByteSize.TryParseRate(rate, out var bps))
+            {
+                problem = $"--max-bandwidth: '{rate}' is not a rate (12MiB/s, 64M, 100mbit)";
+                return null;
+            }
+
+            bandwidth = bps;
+        }
+
+        var converge = parse.GetValue(autoConverge);
+        var initial = parse.GetValue(throttleInitial);
+        var increment = parse.GetValue(throttleIncrement);
+        if (!converge && (initial is not null || increment is not null))
+        {
+            problem = $"{(initial is not null ? "--cpu-throttle-initial" : "--cpu-throttle-increment")} takes effect only with --auto-converge";
+            return null;
+        }
+
+        if (initial is < 1 or > 99 || increment is < 1 or > 99)
+        {
+            problem = string.Create(CultureInfo.InvariantCulture, $"{(initial is < 1 or > 99 ? "--cpu-throttle-initial" : "--cpu-throttle-increment")}: '{(initial is < 1 or > 99 ? initial : increment)}' is not a percentage from 1 to 99");
+            return null;
+        }
+
+        return new MigrationSettings
+        {
+            Policy = name,
+            DowntimeLimitMs = limit ?? DowntimePrecopyPolicy.DefaultLimit.TotalMilliseconds,
+            MaxIterations = parse.GetValue(maxIterations),
+            TimeoutSeconds = seconds,
+            OnTimeout = action ?? "abort",
+            MaxBandwidth = bandwidth,
+            AutoConverge = converge,
+            ThrottleInitial = initial ?? 20,
+            ThrottleIncrement = increment ?? 10,
+        };
+    }
+
     private static ExitCode Finish(CliContext ctx, MigrationSendReport report, bool json)
     {
         if (json)
@@ -151,8 +259,9 @@ internal static class MigrateCommand
         }
         else if (report.Status == "completed")
         {
+            var throttle = report.CpuThrottlePercentage > 0 ? string.Create(CultureInfo.InvariantCulture, $", throttled up to {report.CpuThrottlePercentage}%") : "";
             ctx.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"migrated ({report.Stream}): {report.Transferred} octets in {report.TotalTime:0.#} ms, downtime {report.Downtime:0.#} ms, {report.DirtySyncCount} passes, {report.Mbps:0.#} Mbit/s"));
+                $"migrated ({report.Stream}, policy {report.Policy}, stopped: {report.StopReason ?? "-"}): {report.Transferred} octets in {report.TotalTime:0.#} ms, downtime {report.Downtime:0.#} ms, {report.DirtySyncCount} passes, {report.Mbps:0.#} Mbit/s{throttle}"));
         }
 
         if (report.Status != "completed")

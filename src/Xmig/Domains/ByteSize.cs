@@ -48,6 +48,43 @@ internal static class ByteSize
         return true;
     }
 
+    /// <summary>
+    /// Parses a rate in octets per second: a size with an optional <c>/s</c> (<c>12MiB/s</c>, <c>64M</c>, as QEMU's
+    /// <c>max-bandwidth</c>), or bits per second in decimal multiples as <c>tc</c> writes them (<c>100mbit</c>,
+    /// <c>1gbit</c>, <c>500kbit</c>).
+    /// </summary>
+    public static bool TryParseRate(string? text, out long bytesPerSecond)
+    {
+        bytesPerSecond = 0;
+        var s = (text ?? "").Trim();
+        if (s.EndsWith("/s", StringComparison.OrdinalIgnoreCase))
+        {
+            s = s[..^2];
+        }
+
+        foreach (var (suffix, bits) in (ReadOnlySpan<(string, decimal)>)[("gbit", 1e9m), ("mbit", 1e6m), ("kbit", 1e3m), ("bit", 1m)])
+        {
+            if (s.EndsWith(suffix, StringComparison.OrdinalIgnoreCase))
+            {
+                if (!decimal.TryParse(s[..^suffix.Length], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var n) || n <= 0 || n > 1e15m)
+                {
+                    return false;
+                }
+
+                bytesPerSecond = (long)Math.Max(1, decimal.Truncate(n * bits / 8));
+                return true;
+            }
+        }
+
+        if (!TryParse(s, out var octets) || octets == 0 || octets > long.MaxValue)
+        {
+            return false;
+        }
+
+        bytesPerSecond = (long)octets;
+        return true;
+    }
+
     public static string Format(ulong bytes)
     {
         foreach (var (suffix, factor) in Suffixes[..4])

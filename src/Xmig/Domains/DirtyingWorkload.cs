@@ -211,7 +211,8 @@ internal sealed class DirtyingWorkload : IDisposable
                 }
 
                 var now = clock.Elapsed.TotalSeconds;
-                budget = Math.Min(maxBurst, budget + ((now - last) * pagesPerSecond));
+                var share = (100 - _domain.ThrottlePercent) / 100.0;
+                budget = Math.Min(maxBurst, budget + ((now - last) * pagesPerSecond * share));
                 last = now;
                 var due = (long)budget;
                 if (due > 0 && _targets > 0)

@@ -167,4 +167,13 @@ internal interface IDomainControl
     void Pause();
 
     void Unpause();
+
+    /// <summary>The share of the guest's CPU time taken away, in percent (QEMU's <c>cpu-throttle-percentage</c>; 0: none).</summary>
+    int ThrottlePercent { get; }
+
+    /// <summary>
+    /// Takes <paramref name="percent"/> (0 … 99) of the guest's CPU time away, so that it dirties memory more slowly
+    /// (auto-converge); 0 lifts the throttle. Returns false, changing nothing, when this backend cannot throttle.
+    /// </summary>
+    bool SetThrottle(int percent);
 }

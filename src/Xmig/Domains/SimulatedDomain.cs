@@ -41,6 +41,7 @@ internal sealed unsafe partial class SimulatedDomain : IDomain
     private volatile bool _paused;
     private volatile bool _logDirty;
     private DirtyingWorkload? _workload;
+    private volatile int _throttle;
 
     private SimulatedDomain(string directory, GuestType type, int guestWidth, ulong p2mSize, ulong maxP2mSize, GuestMemory memory)
     {
@@ -324,6 +325,17 @@ internal sealed unsafe partial class SimulatedDomain : IDomain
     {
         _paused = false;
         _workload?.Wake();
+    }
+
+    /// <summary>The simulated guest honours a throttle by dirtying at (100 − percent) % of its workload's rate.</summary>
+    public int ThrottlePercent => _throttle;
+
+    public bool SetThrottle(int percent)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(percent);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(percent, 99);
+        _throttle = percent;
+        return true;
     }
 
     public bool LogDirty => _logDirty;

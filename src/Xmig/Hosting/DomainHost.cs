@@ -251,7 +251,16 @@ internal sealed class DomainHost : IDisposable
                     Reply(Stop() ? "ok stopped" : "error the domain is migrating");
                     break;
                 case "migrate" when words.Length >= 3:
-                    Migrate(words[1], words[2], words.Contains("digest"), Reply);
+                    // migrate HOST:PORT STREAM [digest] [settings {json}]: the JSON is the rest of the line.
+                    var at = request!.IndexOf(" settings ", StringComparison.Ordinal);
+                    var settings = at < 0 ? new MigrationSettings() : MigrationSettings.FromJson(request[(at + 10)..]);
+                    if (settings is null)
+                    {
+                        Reply("error the migration settings are not valid JSON");
+                        break;
+                    }
+
+                    Migrate(words[1], words[2], words.Contains("digest"), settings, Reply);
                     break;
                 default:
                     Reply($"error unknown request \"{request}\" (status, pause, unpause, stop, migrate HOST:PORT STREAM)");
@@ -283,7 +292,7 @@ internal sealed class DomainHost : IDisposable
         }
     }
 
-    private void Migrate(string target, string stream, bool digest, Action<string> reply)
+    private void Migrate(string target, string stream, bool digest, MigrationSettings settings, Action<string> reply)
     {
         if (!ChannelEndpoint.TryParse(target, out var host, out var port, out var problem))
         {
@@ -294,6 +303,12 @@ internal sealed class DomainHost : IDisposable
         if (!TryParseStream(stream, out var kind))
         {
             reply($"error unknown stream kind \"{stream}\"");
+            return;
+        }
+
+        if (settings.ToSendOptions(kind, digest, out problem) is not { } options)
+        {
+            reply("error " + problem);
             return;
         }
 
@@ -316,7 +331,7 @@ internal sealed class DomainHost : IDisposable
             using var socket = ChannelEndpoint.Connect(host, port, TimeSpan.FromSeconds(30));
             using var network = new NetworkStream(socket, ownsSocket: false);
             using var channel = new XlMigrationChannel(network, network, XlChannelRole.Sender);
-            var sender = new MigrationSender(_domain, new MigrationSendOptions { Save = new SaveOptions { Kind = kind }, Digest = digest }, line => reply("log " + line));
+            var sender = new MigrationSender(_domain, options, line => reply("log " + line));
             result = sender.Run(channel);
         }
         catch (IOException e)

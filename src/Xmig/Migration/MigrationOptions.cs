@@ -20,7 +20,81 @@ internal sealed record MigrationSendOptions
 
     /// <summary>Compute the source's memory digest at pause (for the report; costs a pass over memory, overlapped with the receiver).</summary>
     public bool Digest { get; init; }
+
+    /// <summary>Octets per second the channel is held to (<c>--max-bandwidth</c>); null: unlimited.</summary>
+    public long? MaxBandwidth { get; init; }
 }
+
+/// <summary>
+/// The convergence settings of <c>xmig migrate</c> (<c>--policy</c>, <c>--downtime-limit</c>, <c>--max-iterations</c>,
+/// <c>--timeout</c>, <c>--on-timeout</c>, <c>--max-bandwidth</c>, <c>--auto-converge</c>), as one value the command
+/// builds and a domain host receives over its control socket.
+/// </summary>
+internal sealed record MigrationSettings
+{
+    public string Policy { get; init; } = "downtime";
+
+    public double DowntimeLimitMs { get; init; } = 300;
+
+    public int? MaxIterations { get; init; }
+
+    public double? TimeoutSeconds { get; init; }
+
+    public string OnTimeout { get; init; } = "abort";
+
+    public long? MaxBandwidth { get; init; }
+
+    public bool AutoConverge { get; init; }
+
+    public int ThrottleInitial { get; init; } = 20;
+
+    public int ThrottleIncrement { get; init; } = 10;
+
+    /// <summary>The sender's options for a stream of <paramref name="kind"/>; null with <paramref name="error"/> when the policy is unknown.</summary>
+    public MigrationSendOptions? ToSendOptions(SaveStreamKind kind, bool digest, out string error)
+    {
+        error = "";
+        IPrecopyPolicy? policy = Policy == "downtime" ? new DowntimePrecopyPolicy(TimeSpan.FromMilliseconds(DowntimeLimitMs)) : PrecopyPolicies.Parse(Policy);
+        if (policy is null)
+        {
+            error = $"--policy {Policy} is not one of {string.Join(", ", PrecopyPolicies.Names)}";
+            return null;
+        }
+
+        var limits = new PrecopyLimits
+        {
+            MaxIterations = MaxIterations,
+            Timeout = TimeoutSeconds is { } t ? TimeSpan.FromSeconds(t) : null,
+            OnTimeout = OnTimeout == "switchover" ? TimeoutAction.Switchover : TimeoutAction.Abort,
+            AutoConverge = AutoConverge,
+            ThrottleInitial = ThrottleInitial,
+            ThrottleIncrement = ThrottleIncrement,
+        };
+        return new MigrationSendOptions
+        {
+            Save = new SaveOptions { Kind = kind, Policy = policy, Limits = limits },
+            Digest = digest,
+            MaxBandwidth = MaxBandwidth,
+        };
+    }
+
+    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, MigrationSettingsJson.Default.MigrationSettings);
+
+    public static MigrationSettings? FromJson(string json)
+    {
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize(json, MigrationSettingsJson.Default.MigrationSettings);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(MigrationSettings))]
+internal sealed partial class MigrationSettingsJson : System.Text.Json.Serialization.JsonSerializerContext;
 
 /// <summary>How <see cref="MigrationReceiver"/> runs (<c>xmig migrate-receive</c>).</summary>
 internal sealed record MigrationReceiveOptions
@@ -96,6 +170,22 @@ internal sealed record MigrationSendResult
     public string? SourceDigest { get; init; }
 
     public ulong SourcePages { get; init; }
+
+    /// <summary>The convergence policy's name.</summary>
+    public string Policy { get; init; } = "";
+
+    public double? DowntimeLimitMs { get; init; }
+
+    public long? MaxBandwidth { get; init; }
+
+    /// <summary>Why pre-copy stopped (empty when it never did).</summary>
+    public string StopReason { get; init; } = "";
+
+    /// <summary>The highest throttle auto-converge set.</summary>
+    public int ThrottlePercent { get; init; }
+
+    /// <summary>Every memory pass, in order.</summary>
+    public IReadOnlyList<SaveRound> Rounds { get; init; } = [];
 }
 
 /// <summary>What a migration did, at the receiver.</summary>

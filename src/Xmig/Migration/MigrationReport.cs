@@ -1,5 +1,7 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Xmig.Save;
 
 namespace Xmig.Migration;
 
@@ -83,6 +85,15 @@ internal sealed class MigrationSendReport
         PagesSent = r.PagesSent,
         FinalDirtyPages = r.FinalDirtyPages,
         DestinationStatus = r.DestinationStatus,
+        Policy = r.Policy,
+        DowntimeLimit = r.DowntimeLimitMs,
+        MaxBandwidth = r.MaxBandwidth,
+        ExpectedDowntime = LastLive(r.Rounds)?.ExpectedDowntime is { } e ? Math.Round(e.TotalMilliseconds, 3) : null,
+        Remaining = r.FinalDirtyPages * PrecopyStats.BytesPerPage,
+        DirtyPagesRate = LastLive(r.Rounds) is { } live ? Math.Round(live.DirtyPagesPerSecond, 1) : 0,
+        CpuThrottlePercentage = r.ThrottlePercent,
+        StopReason = r.StopReason.Length > 0 ? r.StopReason : null,
+        Rounds = [.. r.Rounds.Select(MigrationRound.From)],
         Source = new MigrationEnd
         {
             State = r.Source switch
@@ -98,6 +109,19 @@ internal sealed class MigrationSendReport
     };
 
     public string ToJson() => JsonSerializer.Serialize(this, MigrationJson.Default.MigrationSendReport);
+
+    private static SaveRound? LastLive(IReadOnlyList<SaveRound> rounds)
+    {
+        for (var i = rounds.Count - 1; i >= 0; i--)
+        {
+            if (!rounds[i].Paused)
+            {
+                return rounds[i];
+            }
+        }
+
+        return null;
+    }
 }
 
 /// <summary>The one JSON document <c>xmig migrate-receive --json</c> prints.</summary>
@@ -184,6 +208,49 @@ internal sealed class MigrationRound
 
     /// <summary>The guest's throttle during the pass, in percent.</summary>
     public int CpuThrottlePercentage { get; set; }
+
+    public static MigrationRound From(SaveRound r) => new()
+    {
+        Iteration = r.Iteration,
+        Paused = r.Paused,
+        Pages = r.Pages,
+        Transferred = r.Bytes,
+        Duration = Math.Round(r.Duration.TotalMilliseconds, 3),
+        Mbps = Math.Round(r.BytesPerSecond * 8 / 1e6, 3),
+        DirtyPages = r.DirtyPages,
+        DirtyPagesRate = Math.Round(r.DirtyPagesPerSecond, 1),
+        ExpectedDowntime = r.ExpectedDowntime is { } e ? Math.Round(e.TotalMilliseconds, 3) : 0,
+        CpuThrottlePercentage = r.ThrottlePercent,
+    };
+}
+
+/// <summary>The per-round line a migration writes on stderr (and a domain host sends back as a log line).</summary>
+internal static class MigrationRoundLine
+{
+    public static string Format(in SaveRound r)
+    {
+        var mbps = r.BytesPerSecond * 8 / 1e6;
+        var size = Octets(r.Bytes);
+        var ms = r.Duration.TotalMilliseconds;
+        if (r.Paused)
+        {
+            return string.Create(CultureInfo.InvariantCulture,
+                $"migration: round {r.Iteration} (paused): {r.Pages} pages, {size} in {ms:0.0} ms ({mbps:0} Mbit/s)");
+        }
+
+        var expected = r.ExpectedDowntime is { } e ? string.Create(CultureInfo.InvariantCulture, $"{e.TotalMilliseconds:0.0} ms") : "unknown";
+        var throttle = r.ThrottlePercent > 0 ? string.Create(CultureInfo.InvariantCulture, $", throttle {r.ThrottlePercent}%") : "";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"migration: round {r.Iteration}: {r.Pages} pages, {size} in {ms:0.0} ms ({mbps:0} Mbit/s); dirtied {r.DirtyPages} pages ({r.DirtyPagesPerSecond:0}/s); expected downtime {expected}{throttle}");
+    }
+
+    private static string Octets(long n) => n switch
+    {
+        >= 1 << 30 => string.Create(CultureInfo.InvariantCulture, $"{n / (double)(1 << 30):0.00} GiB"),
+        >= 1 << 20 => string.Create(CultureInfo.InvariantCulture, $"{n / (double)(1 << 20):0.0} MiB"),
+        >= 1 << 10 => string.Create(CultureInfo.InvariantCulture, $"{n / 1024.0:0.0} KiB"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{n} B"),
+    };
 }
 
 /// <summary>One end of a migration in a report: where its domain is and its memory digest.</summary>

@@ -29,19 +29,26 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
     /// <summary>The suffix xl gives the old domain between GO and its destruction.</summary>
     public const string MigratedAwaySuffix = "--migratedaway";
 
+    /// <summary>Called as each memory pass ends (after the log line), on the saving thread: a live display's feed.</summary>
+    public Action<SaveRound>? Round { get; set; }
+
     public MigrationSendResult Run(XlMigrationChannel channel)
     {
         ArgumentNullException.ThrowIfNull(channel);
         var clock = Stopwatch.StartNew();
         var directory = domain.Directory;
         var away = directory.TrimEnd(Path.DirectorySeparatorChar) + MigratedAwaySuffix;
-        var output = new CountingWriteStream(channel.Output);
+        var output = new CountingWriteStream(options.MaxBandwidth is { } bandwidth ? new RateLimitedWriteStream(channel.Output, bandwidth) : channel.Output);
+        var rounds = new List<SaveRound>();
         double? setupMs = null;
         double? pausedMs = null;
         double? downtimeMs = null;
         SaveResult? save = null;
         Task<MemoryDigestResult>? digest = null;
         var step = "setup";
+        var save0 = options.Save with { Checkpoints = 0, Live = true };
+        var policyName = (save0.Policy ?? PrecopyPolicies.For(save0.Kind)).Name;
+        var downtimeLimit = (save0.Policy as DowntimePrecopyPolicy)?.DowntimeLimit;
 
         MigrationSendResult Result(bool completed, SourceState source, string? error, byte? status = null) => new()
         {
@@ -60,6 +67,12 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
             DestinationStatus = status,
             SourceDigest = digest is { IsCompletedSuccessfully: true } ? digest.Result.Sha256 : null,
             SourcePages = digest is { IsCompletedSuccessfully: true } ? digest.Result.Pages : 0,
+            Policy = policyName,
+            DowntimeLimitMs = downtimeLimit?.TotalMilliseconds,
+            MaxBandwidth = options.MaxBandwidth,
+            StopReason = save?.StopReason ?? "",
+            ThrottlePercent = save?.ThrottlePercent ?? 0,
+            Rounds = rounds,
         };
 
         // ---- before GO: every failure resumes the source where it was ----
@@ -74,7 +87,6 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
             channel.ExpectBanner(options.BannerTimeout);
 
             step = "stream";
-            var save0 = options.Save with { Checkpoints = 0, Live = true };
             if (save0.Kind != SaveStreamKind.Xl)
             {
                 WriteXlHeader(output, save0);
@@ -93,12 +105,18 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
                         pausedMs = clock.Elapsed.TotalMilliseconds;
                     }
                 };
+                engine.Round = round =>
+                {
+                    rounds.Add(round);
+                    log?.Invoke(MigrationRoundLine.Format(round));
+                    Round?.Invoke(round);
+                };
                 save = engine.Run();
             }
 
             output.Flush();
             step = "ready";
-            channel.ExpectReady(options.ReadyTimeout);
+            channel.ExpectReady(ReadyTimeout(clock.Elapsed));
             downtimeMs = clock.Elapsed.TotalMilliseconds - (pausedMs ?? clock.Elapsed.TotalMilliseconds);
             if (options.Digest)
             {
@@ -167,6 +185,22 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
         log?.Invoke("migration sender: Target reports successful startup.");
         domain.StopWorkload();
         return Result(true, SourceState.MigratedAway, null, status);
+    }
+
+    /// <summary>
+    /// The wait for "ready to unpause": the option's, or, under <c>--timeout</c> with <c>--on-timeout abort</c>, what is left
+    /// of the timeout (at least a second), so that a receiver that never answers cannot outlast it.
+    /// </summary>
+    private TimeSpan ReadyTimeout(TimeSpan elapsed)
+    {
+        var limits = options.Save.Limits;
+        if (limits.Timeout is not { } timeout || limits.OnTimeout != TimeoutAction.Abort)
+        {
+            return options.ReadyTimeout;
+        }
+
+        var left = timeout - elapsed;
+        return left < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : left < options.ReadyTimeout ? left : options.ReadyTimeout;
     }
 
     /// <summary>The source runs again as before the migration: unpaused, log-dirty off.</summary>

@@ -10,6 +10,29 @@ internal enum PrecopyDecision
     StopAndCopy,
 }
 
+/// <summary>A policy's answer after a pass, with the reason a stop gives in reports (<c>stop-reason</c>).</summary>
+internal readonly record struct PrecopyVerdict(PrecopyDecision Decision, string Reason)
+{
+    /// <summary>The dirty set fits the policy's target.</summary>
+    public const string Converged = "converged";
+
+    /// <summary>The policy's (or <c>--max-iterations</c>') cap on passes was reached.</summary>
+    public const string MaxIterations = "max-iterations";
+
+    /// <summary>Xen legacy: more than <c>max_factor</c> times memory was sent.</summary>
+    public const string MemorySent = "memory-sent";
+
+    /// <summary><c>--timeout</c> passed with <c>--on-timeout switchover</c>.</summary>
+    public const string Timeout = "timeout";
+
+    /// <summary>A non-live save: one paused pass.</summary>
+    public const string NonLive = "non-live";
+
+    public static PrecopyVerdict Continue => new(PrecopyDecision.Continue, "");
+
+    public static PrecopyVerdict Stop(string reason) => new(PrecopyDecision.StopAndCopy, reason);
+}
+
 /// <summary>
 /// The figures of a live save after a pre-copy pass, as Xen's <c>precopy_stats</c> and QEMU's <c>query-migrate</c> name
 /// them. Octets count the stream written; pages count page data.
@@ -30,7 +53,28 @@ internal readonly record struct PrecopyStats(
     long BytesSent,
     ulong MemoryPages,
     TimeSpan Elapsed,
-    double BytesPerSecond);
+    double BytesPerSecond)
+{
+    /// <summary>Stream octets a page costs: its data and its pfn entry (batch headers aside).</summary>
+    public const int BytesPerPage = GuestPage.Size + 8;
+
+    /// <summary>How long the pass just done took.</summary>
+    public TimeSpan PassDuration { get; init; }
+
+    /// <summary>Frames the guest dirtied per second during the pass just done.</summary>
+    public double DirtyPagesPerSecond { get; init; }
+
+    /// <summary>The guest's throttle during the pass, in percent.</summary>
+    public int ThrottlePercent { get; init; }
+
+    /// <summary>
+    /// What stopping now would cost: the dirty set's octets at the pass's bandwidth (QEMU's <c>expected-downtime</c>).
+    /// Unknown (null) when the pass was too short to measure a bandwidth.
+    /// </summary>
+    public TimeSpan? ExpectedDowntime => DirtyPages == 0
+        ? TimeSpan.Zero
+        : BytesPerSecond > 0 ? TimeSpan.FromSeconds(DirtyPages * (double)BytesPerPage / BytesPerSecond) : null;
+}
 
 /// <summary>
 /// Decides, after each pre-copy pass, whether to iterate again or stop and copy. The engine asks once per pass, from
@@ -38,16 +82,132 @@ internal readonly record struct PrecopyStats(
 /// several saves unless it says otherwise.
 /// </summary>
 /// <remarks>
-/// Room is left for the policies of the migration issue: a downtime target (stop when <c>DirtyPages</c> × 4096 at
-/// <c>BytesPerSecond</c> fits the limit), a cap on iterations, a timeout (which would add an abort decision), a
-/// bandwidth limit and auto-converge throttling (which would act on the domain between passes).
+/// The bounds every policy takes (<c>--max-iterations</c>, <c>--timeout</c>) and the actions between passes
+/// (<c>--auto-converge</c>) are <see cref="PrecopyLimits"/>, applied by the engine around the policy; the bandwidth
+/// limit is the output stream's.
 /// </remarks>
 internal interface IPrecopyPolicy
 {
     /// <summary>The name <c>--policy</c> takes.</summary>
     string Name { get; }
 
-    PrecopyDecision Decide(in PrecopyStats stats);
+    PrecopyVerdict Decide(in PrecopyStats stats);
+}
+
+/// <summary>
+/// QEMU's and Cloud Hypervisor's rule (<c>downtime-limit</c>, default 300 ms): stop once the dirty set, at the
+/// bandwidth the last pass measured, can be sent within the downtime limit.
+/// </summary>
+internal sealed class DowntimePrecopyPolicy(TimeSpan downtimeLimit) : IPrecopyPolicy
+{
+    /// <summary>QEMU's default <c>downtime-limit</c>.</summary>
+    public static readonly TimeSpan DefaultLimit = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>
+    /// The cap on passes when <c>--max-iterations</c> is not given: QEMU has none and iterates until the dirty set fits,
+    /// which a guest that dirties faster than the link never allows; xmig switches over after as many passes as Xen's
+    /// legacy sender, so such a migration still ends.
+    /// </summary>
+    public const int DefaultMaxIterations = 30;
+
+    public DowntimePrecopyPolicy()
+        : this(DefaultLimit)
+    {
+    }
+
+    public string Name => "downtime";
+
+    public TimeSpan DowntimeLimit { get; } = downtimeLimit;
+
+    public PrecopyVerdict Decide(in PrecopyStats stats)
+    {
+        if (stats.ExpectedDowntime is { } expected && expected <= DowntimeLimit)
+        {
+            return PrecopyVerdict.Stop(PrecopyVerdict.Converged);
+        }
+
+        return stats.Iteration >= DefaultMaxIterations ? PrecopyVerdict.Stop(PrecopyVerdict.MaxIterations) : PrecopyVerdict.Continue;
+    }
+}
+
+/// <summary>What <c>--on-timeout</c> does when <c>--timeout</c> passes.</summary>
+internal enum TimeoutAction
+{
+    /// <summary>Fail the save: the guest runs on, as before it (a migration's source keeps running).</summary>
+    Abort,
+
+    /// <summary>Cut the pass in progress, pause the guest and send what is left (a forced stop-and-copy).</summary>
+    Switchover,
+}
+
+/// <summary>
+/// The bounds every policy takes and the auto-converge throttle, applied by <see cref="SaveEngine"/> around the policy.
+/// </summary>
+internal sealed record PrecopyLimits
+{
+    /// <summary>Cap on pre-copy passes (<c>--max-iterations</c>), the first full pass included; null: the policy's own.</summary>
+    public int? MaxIterations { get; init; }
+
+    /// <summary>Bound on the whole save (<c>--timeout</c>); null: none.</summary>
+    public TimeSpan? Timeout { get; init; }
+
+    public TimeoutAction OnTimeout { get; init; } = TimeoutAction.Abort;
+
+    /// <summary>Throttle the guest while it dirties memory faster than the stream carries it (<c>--auto-converge</c>).</summary>
+    public bool AutoConverge { get; init; }
+
+    /// <summary>QEMU's <c>cpu-throttle-initial</c>: the first throttle step, in percent.</summary>
+    public int ThrottleInitial { get; init; } = 20;
+
+    /// <summary>QEMU's <c>cpu-throttle-increment</c>: each later step, in percent.</summary>
+    public int ThrottleIncrement { get; init; } = 10;
+
+    /// <summary>QEMU's <c>max-cpu-throttle</c>.</summary>
+    public int ThrottleMax { get; init; } = 99;
+
+    /// <summary>
+    /// QEMU's <c>throttle-trigger-threshold</c>: a pass counts as dirtying too fast when the guest dirtied more than
+    /// this percentage of what the pass sent.
+    /// </summary>
+    public int ThrottleTriggerThreshold { get; init; } = 50;
+}
+
+/// <summary>
+/// Auto-converge as QEMU does it (<c>migration/ram.c</c>, <c>migration_trigger_throttle</c>): after each pass, when
+/// the guest dirtied more than the trigger threshold of what the pass transferred, count it; on the second such pass
+/// raise the throttle (first to the initial step, then by the increment, up to the maximum) and start counting again.
+/// </summary>
+internal sealed class AutoConverge(PrecopyLimits limits)
+{
+    private int _highPasses;
+
+    public int Percent { get; private set; }
+
+    /// <summary>The throttle after pass <paramref name="stats"/>; changed only when this returns true.</summary>
+    public bool After(in PrecopyStats stats)
+    {
+        var dirtied = (double)stats.DirtyPages * GuestPage.Size;
+        var sent = (double)stats.PagesSentLastPass * GuestPage.Size;
+        if (stats.Iteration < 2 || dirtied <= sent * limits.ThrottleTriggerThreshold / 100)
+        {
+            return false; // QEMU skips the first sync: its dirty set is the whole of memory
+        }
+
+        if (++_highPasses < 2)
+        {
+            return false;
+        }
+
+        _highPasses = 0;
+        var next = Percent == 0 ? limits.ThrottleInitial : Math.Min(limits.ThrottleMax, Percent + limits.ThrottleIncrement);
+        if (next == Percent)
+        {
+            return false;
+        }
+
+        Percent = next;
+        return true;
+    }
 }
 
 /// <summary>
@@ -66,8 +226,10 @@ internal sealed class XenPrecopyPolicy(int maxIterations = XenPrecopyPolicy.SppM
 
     public long TargetDirtyPages { get; } = targetDirtyPages;
 
-    public PrecopyDecision Decide(in PrecopyStats stats) =>
-        stats.DirtyPages < TargetDirtyPages || stats.Iteration >= MaxIterations ? PrecopyDecision.StopAndCopy : PrecopyDecision.Continue;
+    public PrecopyVerdict Decide(in PrecopyStats stats) =>
+        stats.DirtyPages < TargetDirtyPages ? PrecopyVerdict.Stop(PrecopyVerdict.Converged)
+        : stats.Iteration >= MaxIterations ? PrecopyVerdict.Stop(PrecopyVerdict.MaxIterations)
+        : PrecopyVerdict.Continue;
 }
 
 /// <summary>
@@ -85,18 +247,17 @@ internal sealed class XenLegacyPrecopyPolicy(int maxIterations = XenLegacyPrecop
 
     public string Name => "xen-legacy";
 
-    public PrecopyDecision Decide(in PrecopyStats stats) =>
-        stats.Iteration >= maxIterations
-        || stats.PagesSentLastPass < minPagesPerPass
-        || (ulong)stats.PagesSent > stats.MemoryPages * (ulong)maxFactor
-            ? PrecopyDecision.StopAndCopy
-            : PrecopyDecision.Continue;
+    public PrecopyVerdict Decide(in PrecopyStats stats) =>
+        stats.PagesSentLastPass < minPagesPerPass ? PrecopyVerdict.Stop(PrecopyVerdict.Converged)
+        : stats.Iteration >= maxIterations ? PrecopyVerdict.Stop(PrecopyVerdict.MaxIterations)
+        : (ulong)stats.PagesSent > stats.MemoryPages * (ulong)maxFactor ? PrecopyVerdict.Stop(PrecopyVerdict.MemorySent)
+        : PrecopyVerdict.Continue;
 }
 
 /// <summary>The built-in policies by name.</summary>
 internal static class PrecopyPolicies
 {
-    public static IReadOnlyList<string> Names { get; } = ["xen", "xen-legacy"];
+    public static IReadOnlyList<string> Names { get; } = ["xen", "xen-legacy", "downtime"];
 
     /// <summary>The policy of the Xen that writes <paramref name="kind"/>: <c>xen-legacy</c> for legacy streams, <c>xen</c> for v2.</summary>
     public static IPrecopyPolicy For(SaveStreamKind kind) =>
@@ -107,6 +268,7 @@ internal static class PrecopyPolicies
     {
         "xen" => new XenPrecopyPolicy(),
         "xen-legacy" => new XenLegacyPrecopyPolicy(),
+        "downtime" => new DowntimePrecopyPolicy(),
         _ => null,
     };
 }

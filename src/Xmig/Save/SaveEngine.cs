@@ -49,6 +49,13 @@ internal sealed class SaveEngine : IDisposable
     private int _checkpoint = 1;
     private bool _enabledLogDirty;
     private bool _pausedBySave;
+    private bool _mayCut;
+    private bool _cut;
+    private string _stopReason = "";
+    private int _throttleMax;
+    private bool _throttled;
+    private AutoConverge? _autoConverge;
+    private PassStart _precopyStart;
 
     public SaveEngine(IDomain domain, Stream output, SaveOptions options)
     {
@@ -77,6 +84,9 @@ internal sealed class SaveEngine : IDisposable
     /// <summary>Called as each phase or pass begins, on the saving thread. It may throw to fail the save.</summary>
     public Action<SaveProgress>? Progress { get; set; }
 
+    /// <summary>Called as each memory pass ends, on the saving thread, with its figures.</summary>
+    public Action<SaveRound>? Round { get; set; }
+
     public SaveOptions Options => _options;
 
     public IPrecopyPolicy Policy { get; }
@@ -89,6 +99,8 @@ internal sealed class SaveEngine : IDisposable
         Iterations = _iterations,
         Checkpoints = _checkpoints,
         FinalDirtyPages = _finalDirty,
+        StopReason = _stopReason,
+        ThrottlePercent = _throttleMax,
     };
 
     /// <summary>
@@ -154,27 +166,134 @@ internal sealed class SaveEngine : IDisposable
 
         Phase(_options.Live ? SavePhase.Iteration : SavePhase.StopAndCopy, (long)_domain.P2mSize);
         _format.BeginMemory(1, paused: !_options.Live);
-        var pass = Measure();
-        SendAll();
-        if (!_options.Live)
+        var limits = _options.Limits;
+        _autoConverge = limits.AutoConverge ? new AutoConverge(limits) : null;
+        _precopyStart = Measure();
+        var pass = _precopyStart;
+        _mayCut = _options.Live;
+        try
         {
-            return;
-        }
-
-        while (true)
-        {
-            var sent = pass.PagesSince(_pagesSent);
-            var rate = pass.Rate(_output.Position, _clock.Elapsed);
-            var dirty = _domain.ReadAndClearDirty(_pending);
-            var stats = new PrecopyStats(_iterations, dirty, sent, _pagesSent, _output.Position, _domain.P2mSize, _clock.Elapsed, rate);
-            if (Policy.Decide(stats) != PrecopyDecision.Continue)
+            SendAll();
+            if (!_options.Live)
             {
-                return; // _pending keeps the pages not sent yet
+                _stopReason = PrecopyVerdict.NonLive;
+                return;
             }
 
-            Phase(SavePhase.Iteration, dirty);
-            pass = Measure();
-            SendBitmap(_pending);
+            while (!_cut)
+            {
+                // Each pass ends when its octets have left the buffer, so that its duration measures the link (§ below).
+                _output.Flush();
+                var sent = pass.PagesSince(_pagesSent);
+                var now = _clock.Elapsed;
+                var dirty = _domain.ReadAndClearDirty(_pending);
+                var stats = Stats(pass, now, sent, dirty);
+                Round?.Invoke(new SaveRound(1, _iterations, false, sent, _output.Position - pass.Bytes, stats.PassDuration, stats.BytesPerSecond,
+                    dirty, stats.DirtyPagesPerSecond, stats.ExpectedDowntime, stats.ThrottlePercent));
+                var verdict = Bound(Policy.Decide(stats), stats);
+                if (verdict.Decision != PrecopyDecision.Continue)
+                {
+                    _stopReason = verdict.Reason;
+                    return; // _pending keeps the pages not sent yet
+                }
+
+                if (_autoConverge is { } converge && converge.After(stats))
+                {
+                    SetThrottle(converge.Percent);
+                }
+
+                Phase(SavePhase.Iteration, dirty);
+                pass = Measure();
+                SendBitmap(_pending);
+            }
+
+            // --timeout with --on-timeout switchover cut the pass: _pending holds what it did not send.
+            _stopReason = PrecopyVerdict.Timeout;
+            var cutSent = pass.PagesSince(_pagesSent);
+            Round?.Invoke(new SaveRound(1, _iterations, false, cutSent, _output.Position - pass.Bytes, _clock.Elapsed - pass.At,
+                Bandwidth(pass, _clock.Elapsed), 0, 0, null, _autoConverge?.Percent ?? 0));
+        }
+        finally
+        {
+            _mayCut = false;
+        }
+    }
+
+    /// <summary>
+    /// The figures of the pass that began at <paramref name="pass"/>. Its bandwidth is the pass's own when it lasted at
+    /// least 100 ms, else the average since pre-copy began: a short pass mostly fills socket buffers, and would promise
+    /// a downtime the link cannot keep.
+    /// </summary>
+    private PrecopyStats Stats(PassStart pass, TimeSpan now, long sent, long dirty)
+    {
+        var duration = now - pass.At;
+        return new PrecopyStats(_iterations, dirty, sent, _pagesSent, _output.Position, _domain.P2mSize, now, Bandwidth(pass, now))
+        {
+            PassDuration = duration,
+            DirtyPagesPerSecond = duration > TimeSpan.Zero ? dirty / duration.TotalSeconds : 0,
+            ThrottlePercent = _autoConverge?.Percent ?? 0,
+        };
+    }
+
+    private double Bandwidth(PassStart pass, TimeSpan now) =>
+        now - pass.At >= TimeSpan.FromMilliseconds(100) ? pass.Rate(_output.Position, now) : _precopyStart.Rate(_output.Position, now);
+
+    /// <summary><c>--max-iterations</c> and <c>--timeout</c> around the policy's verdict.</summary>
+    private PrecopyVerdict Bound(PrecopyVerdict verdict, in PrecopyStats stats)
+    {
+        var limits = _options.Limits;
+        if (verdict.Decision == PrecopyDecision.Continue && limits.MaxIterations is { } max && stats.Iteration >= max)
+        {
+            return PrecopyVerdict.Stop(PrecopyVerdict.MaxIterations);
+        }
+
+        if (verdict.Decision == PrecopyDecision.Continue && limits.Timeout is { } timeout && stats.Elapsed >= timeout)
+        {
+            TimedOut();
+            return PrecopyVerdict.Stop(PrecopyVerdict.Timeout);
+        }
+
+        return verdict;
+    }
+
+    /// <summary>Between batches: <c>--timeout</c> aborts the save, or (switchover, during pre-copy) cuts the pass.</summary>
+    private bool CutNow()
+    {
+        if (_options.Limits.Timeout is not { } timeout || _clock.Elapsed < timeout)
+        {
+            return false;
+        }
+
+        TimedOut();
+        if (_mayCut)
+        {
+            _cut = true;
+        }
+
+        return _cut;
+    }
+
+    private void TimedOut()
+    {
+        var limits = _options.Limits;
+        if (limits.OnTimeout == TimeoutAction.Abort || !_mayCut)
+        {
+            if (limits.OnTimeout == TimeoutAction.Switchover && !_mayCut)
+            {
+                return; // already switching over: the paused pass runs to its end
+            }
+
+            throw new SaveTimeoutException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"the save did not finish within --timeout {limits.Timeout!.Value.TotalSeconds:0.###} s (pass {_iterations}, {_pagesSent} pages sent); it was abandoned (--on-timeout abort)"));
+        }
+    }
+
+    private void SetThrottle(int percent)
+    {
+        if (_domain.SetThrottle(percent))
+        {
+            _throttled = percent > 0;
+            _throttleMax = Math.Max(_throttleMax, percent);
         }
     }
 
@@ -220,7 +339,11 @@ internal sealed class SaveEngine : IDisposable
 
         _finalDirty = final;
         Phase(SavePhase.StopAndCopy, final);
+        var pass = Measure();
         SendBitmap(_pending);
+        var now = _clock.Elapsed;
+        Round?.Invoke(new SaveRound(checkpoint, _iterations, true, pass.PagesSince(_pagesSent), _output.Position - pass.Bytes, now - pass.At,
+            pass.Rate(_output.Position, now), 0, 0, null, _autoConverge?.Percent ?? 0));
     }
 
     /// <summary>
@@ -255,6 +378,7 @@ internal sealed class SaveEngine : IDisposable
     {
         _output.Flush();
         DisableLogDirty();
+        Unthrottle();
         Phase(SavePhase.Done, 0);
     }
 
@@ -265,6 +389,7 @@ internal sealed class SaveEngine : IDisposable
     public void Abandon()
     {
         DisableLogDirty();
+        Unthrottle();
         if (_pausedBySave && !_pausedBefore && _domain.IsPaused)
         {
             _domain.Unpause();
@@ -297,6 +422,15 @@ internal sealed class SaveEngine : IDisposable
         }
     }
 
+    private void Unthrottle()
+    {
+        if (_throttled)
+        {
+            _domain.SetThrottle(0);
+            _throttled = false;
+        }
+    }
+
     private void DisableLogDirty()
     {
         if (_enabledLogDirty && _domain.LogDirty)
@@ -322,6 +456,32 @@ internal sealed class SaveEngine : IDisposable
 
             _domain.GetPageTypes(first, _batchTypes.AsSpan(0, n));
             WriteBatch(n);
+            if (CutNow())
+            {
+                MarkPendingFrom(first + (ulong)n);
+                return;
+            }
+        }
+    }
+
+    /// <summary>A cut first pass: every pfn from <paramref name="pfn"/> up is still to be sent.</summary>
+    private void MarkPendingFrom(ulong pfn)
+    {
+        Array.Clear(_pending, 0, _words);
+        var size = _domain.P2mSize;
+        for (var p = pfn; p < size;)
+        {
+            var w = (int)(p >> 6);
+            if ((p & 63) == 0 && p + 64 <= size)
+            {
+                _pending[w] = ulong.MaxValue;
+                p += 64;
+            }
+            else
+            {
+                _pending[w] |= 1UL << (int)(p & 63);
+                p++;
+            }
         }
     }
 
@@ -343,6 +503,13 @@ internal sealed class SaveEngine : IDisposable
                 {
                     WriteBatch(n);
                     n = 0;
+                    if (_mayCut && CutNow())
+                    {
+                        // What this pass did not send stays pending: the rest of this word and every later one.
+                        Array.Clear(bitmap, 0, w);
+                        bitmap[w] = word;
+                        return;
+                    }
                 }
             }
         }
@@ -356,6 +523,11 @@ internal sealed class SaveEngine : IDisposable
     private void WriteBatch(int n)
     {
         _cancel.ThrowIfCancellationRequested();
+        if (!_mayCut && _options.Limits.Timeout is { } timeout && _clock.Elapsed >= timeout)
+        {
+            TimedOut();
+        }
+
         _pagesSent += _format.WriteBatch(_batchPfns.AsSpan(0, n), _batchTypes.AsSpan(0, n));
     }
 

@@ -49,6 +49,9 @@ internal sealed record SaveOptions
     /// </summary>
     public IPrecopyPolicy? Policy { get; init; }
 
+    /// <summary>The bounds around the policy (<c>--max-iterations</c>, <c>--timeout</c>) and auto-converge.</summary>
+    public PrecopyLimits Limits { get; init; } = new();
+
     /// <summary>Checkpointed streams: how long the guest runs between checkpoints (Remus's interval).</summary>
     public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromMilliseconds(100);
 
@@ -81,7 +84,44 @@ internal sealed record SaveResult
 
     /// <summary>Pages in the final paused pass of the last checkpoint.</summary>
     public long FinalDirtyPages { get; init; }
+
+    /// <summary>Why the first checkpoint's pre-copy stopped (<see cref="PrecopyVerdict"/>'s reasons); empty before it did.</summary>
+    public string StopReason { get; init; } = "";
+
+    /// <summary>The highest throttle auto-converge set, in percent (0: never throttled).</summary>
+    public int ThrottlePercent { get; init; }
 }
+
+/// <summary>
+/// One memory pass, reported to <see cref="SaveEngine.Round"/> when it ends: the figures of a per-round line and of
+/// QEMU's <c>query-migrate</c> at that moment.
+/// </summary>
+/// <param name="Checkpoint">Checkpoint number, from 1.</param>
+/// <param name="Iteration">Pass number within the checkpoint, from 1.</param>
+/// <param name="Paused">True for the stop-and-copy pass.</param>
+/// <param name="Pages">Data pages the pass sent.</param>
+/// <param name="Bytes">Stream octets the pass wrote.</param>
+/// <param name="Duration">How long the pass took.</param>
+/// <param name="BytesPerSecond">The bandwidth the policy used for this pass (see <see cref="SaveEngine"/>).</param>
+/// <param name="DirtyPages">Frames dirtied during the pass (0 for a paused pass).</param>
+/// <param name="DirtyPagesPerSecond">Frames dirtied per second during the pass.</param>
+/// <param name="ExpectedDowntime">The dirty set at that bandwidth (null when unknown).</param>
+/// <param name="ThrottlePercent">The guest's throttle during the pass.</param>
+internal readonly record struct SaveRound(
+    int Checkpoint,
+    int Iteration,
+    bool Paused,
+    long Pages,
+    long Bytes,
+    TimeSpan Duration,
+    double BytesPerSecond,
+    long DirtyPages,
+    double DirtyPagesPerSecond,
+    TimeSpan? ExpectedDowntime,
+    int ThrottlePercent);
+
+/// <summary>A save stopped by <c>--timeout</c> with <c>--on-timeout abort</c>.</summary>
+internal sealed class SaveTimeoutException(string message) : TimeoutException(message);
 
 /// <summary>
 /// Where a save is, reported to <see cref="SaveEngine.Progress"/> as each phase or pass begins (the figures are those

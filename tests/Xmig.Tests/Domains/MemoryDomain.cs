@@ -231,6 +231,14 @@ internal sealed class MemoryDomain : IDomain
 
     public void Unpause() => IsPaused = false;
 
+    public int ThrottlePercent { get; private set; }
+
+    public bool SetThrottle(int percent)
+    {
+        ThrottlePercent = percent;
+        return true;
+    }
+
     public void EnableLogDirty()
     {
         Array.Clear(_dirty);

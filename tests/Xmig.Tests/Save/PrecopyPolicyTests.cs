@@ -17,7 +17,7 @@ public class PrecopyPolicyTests
         for (var i = 0; i < dirtyAfterPass.Length; i++)
         {
             var stats = new PrecopyStats(i + 1, dirtyAfterPass[i], sentLast, total, total * 4096, Memory, TimeSpan.FromSeconds(i), 1e9);
-            if (policy.Decide(stats) == PrecopyDecision.StopAndCopy)
+            if (policy.Decide(stats).Decision == PrecopyDecision.StopAndCopy)
             {
                 return i + 1;
             }
@@ -69,6 +69,73 @@ public class PrecopyPolicyTests
     public void Parse_KnowsTheBuiltInsAndNothingElse()
     {
         Assert.All(PrecopyPolicies.Names, n => Assert.Equal(n, PrecopyPolicies.Parse(n)!.Name));
-        Assert.Null(PrecopyPolicies.Parse("downtime"));
+        Assert.Null(PrecopyPolicies.Parse("fastest"));
+    }
+}
+
+public class DowntimePolicyTests
+{
+    private static PrecopyStats After(int iteration, long dirty, double bytesPerSecond) =>
+        new(iteration, dirty, 1000, 1000 * iteration, 4_096_000L * iteration, 4096, TimeSpan.FromSeconds(iteration), bytesPerSecond);
+
+    [Fact]
+    public void StopsOnceTheDirtySetFitsTheLimitAtTheMeasuredBandwidth()
+    {
+        var policy = new DowntimePrecopyPolicy(TimeSpan.FromMilliseconds(300));
+
+        // 10,000 pages × 4104 octets at 100 MB/s: 410 ms, too long; 5,000: 205 ms, fits.
+        Assert.Equal(PrecopyDecision.Continue, policy.Decide(After(1, 10_000, 1e8)).Decision);
+        var stop = policy.Decide(After(2, 5_000, 1e8));
+        Assert.Equal(PrecopyDecision.StopAndCopy, stop.Decision);
+        Assert.Equal(PrecopyVerdict.Converged, stop.Reason);
+    }
+
+    [Fact]
+    public void ALowerLimitKeepsIterating() =>
+        Assert.Equal(PrecopyDecision.Continue, new DowntimePrecopyPolicy(TimeSpan.FromMilliseconds(100)).Decide(After(2, 5_000, 1e8)).Decision);
+
+    [Fact]
+    public void UnknownBandwidth_KeepsIteratingUnlessNothingIsDirty()
+    {
+        var policy = new DowntimePrecopyPolicy();
+        Assert.Equal(PrecopyDecision.Continue, policy.Decide(After(1, 1, 0)).Decision);
+        Assert.Equal(PrecopyDecision.StopAndCopy, policy.Decide(After(1, 0, 0)).Decision);
+    }
+
+    [Fact]
+    public void ANeverConvergingGuest_IsSwitchedOverAfterTheDefaultCap()
+    {
+        var policy = new DowntimePrecopyPolicy();
+        Assert.Equal(PrecopyDecision.Continue, policy.Decide(After(DowntimePrecopyPolicy.DefaultMaxIterations - 1, 1_000_000, 1e6)).Decision);
+        var stop = policy.Decide(After(DowntimePrecopyPolicy.DefaultMaxIterations, 1_000_000, 1e6));
+        Assert.Equal(PrecopyVerdict.MaxIterations, stop.Reason);
+    }
+
+    [Fact]
+    public void ExpectedDowntime_IsTheDirtySetAtTheBandwidth()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(4104 * 1000 / 1e6), After(1, 1000, 1e6).ExpectedDowntime);
+        Assert.Null(After(1, 1000, 0).ExpectedDowntime);
+        Assert.Equal(TimeSpan.Zero, After(1, 0, 0).ExpectedDowntime);
+    }
+
+    [Fact]
+    public void AutoConverge_StepsAsQemu_InitialThenIncrementAfterEverySecondFastPass()
+    {
+        var converge = new AutoConverge(new PrecopyLimits { AutoConverge = true, ThrottleInitial = 20, ThrottleIncrement = 10, ThrottleMax = 45 });
+
+        // Each pass sent 1000 pages; dirtying 600 (> 50 %) counts, 400 does not; pass 1 never counts.
+        PrecopyStats Pass(int i, long dirty) => new(i, dirty, 1000, 1000 * i, 0, 4096, TimeSpan.FromSeconds(i), 1e6);
+        var seen = new List<int>();
+        foreach (var (i, dirty) in new[] { (1, 900L), (2, 600L), (3, 400L), (4, 600L), (5, 600L), (6, 600L), (7, 600L), (8, 600L), (9, 600L), (10, 600L), (11, 600L) })
+        {
+            if (converge.After(Pass(i, dirty)))
+            {
+                seen.Add(converge.Percent);
+            }
+        }
+
+        // Pass 3 is slow enough and resets nothing: passes 2 and 4 make the first step.
+        Assert.Equal([20, 30, 40, 45], seen);
     }
 }

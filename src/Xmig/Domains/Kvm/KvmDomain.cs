@@ -445,6 +445,11 @@ internal sealed unsafe class KvmDomain : IDomain
         }
     }
 
+    /// <summary>Not throttled: a KVM guest would need its vCPUs put to sleep for a share of each timeslice, which this backend does not do yet.</summary>
+    public int ThrottlePercent => 0;
+
+    public bool SetThrottle(int percent) => percent == 0;
+
     public bool LogDirty => _logDirty;
 
     public void EnableLogDirty()
