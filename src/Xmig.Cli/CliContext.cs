@@ -6,4 +6,7 @@ internal sealed class CliContext(TextWriter stdout, TextWriter stderr)
     public TextWriter Out { get; } = stdout;
 
     public TextWriter Error { get; } = stderr;
+
+    /// <summary>True when diagnostics go to the process's own stderr and that is a terminal: live progress is drawn only then.</summary>
+    public bool ErrorIsTerminal => ReferenceEquals(Error, Console.Error) && !Console.IsErrorRedirected;
 }

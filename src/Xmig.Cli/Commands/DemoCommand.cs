@@ -37,6 +37,8 @@ internal static class DemoCommand
             ctx.Out.WriteLine();
             failures += DemoEngineSections.Matrix(ctx, dir);
             ctx.Out.WriteLine();
+            failures += DemoMigrationSection.Run(ctx, dir);
+            ctx.Out.WriteLine();
             ctx.Out.WriteLine(failures == 0 ? "demo: every check passed" : $"demo: {failures} check(s) FAILED");
             if (keep)
             {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Xmig.Cli.Progress;
 using Xmig.Domains;
 using Xmig.Hosting;
 using Xmig.Migration;
@@ -28,6 +29,7 @@ internal static class MigrateCommand
         var keep = new Option<bool>("--keep-source") { Description = "After success keep the source as DIR--migratedaway instead of destroying it." };
         var json = new Option<bool>("--json") { Description = "Print one JSON document (QEMU query-migrate names: status, total-time, setup-time, downtime, transferred, mbps, ...)." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "No per-round lines or live table on stderr." };
         var policy = new Option<string>("--policy") { Description = "When pre-copy stops: downtime (default: once the dirty set fits --downtime-limit at the measured bandwidth, as QEMU), xen (at most 5 passes, below 50 dirty pages), xen-legacy (29 passes, 3x memory, 50 pages).", DefaultValueFactory = _ => "downtime" };
         policy.AcceptOnlyFromAmong([.. PrecopyPolicies.Names]);
         var downtimeLimit = new Option<double?>("--downtime-limit") { Description = "The downtime policy's target in ms (default 300, as QEMU's downtime-limit).", HelpName = "MS" };
@@ -41,7 +43,7 @@ internal static class MigrateCommand
         var throttleIncrement = new Option<int?>("--cpu-throttle-increment") { Description = "With --auto-converge: each later step in percent (default 10).", HelpName = "PCT" };
         var command = new Command("migrate", "Live-migrate a domain over xl's migration channel (as 'xl migrate').")
         {
-            dir, target, stream, workload, seed, keep, json, verbose,
+            dir, target, stream, workload, seed, keep, json, verbose, quiet,
             policy, downtimeLimit, maxIterations, timeout, onTimeout, maxBandwidth, autoConverge, throttleInitial, throttleIncrement,
         };
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
@@ -87,7 +89,13 @@ internal static class MigrateCommand
                     return EngineCommand.Usage(ctx, $"{path} is hosted by 'xmig domain run': migrate it to HOST:PORT (its host connects there)");
                 }
 
-                var answer = DomainControl.Request(path, $"migrate {to} {kindName} digest settings {settings.ToJson()}", line => ctx.Error.WriteLine(line));
+                var answer = DomainControl.Request(path, $"migrate {to} {kindName} digest settings {settings.ToJson()}", line =>
+                {
+                    if (!parse.GetValue(quiet) || !line.StartsWith("migration: round ", StringComparison.Ordinal))
+                    {
+                        ctx.Error.WriteLine(line);
+                    }
+                });
                 if (answer is not { } a)
                 {
                     return EngineCommand.Usage(ctx, $"{path}: the domain host stopped answering");
@@ -117,11 +125,19 @@ internal static class MigrateCommand
             try
             {
                 var options = settings.ToSendOptions(kind, parse.GetValue(json), out problem)!;
-                var sender = new MigrationSender(domain, options, line => ctx.Error.WriteLine(line));
+                Action<string> log = ctx.Error.WriteLine;
+                var sender = new MigrationSender(domain, options, line => log(line));
+                var title = $"migrating {path} to {to} (policy {settings.Policy})";
+                MigrationSendResult Send(XlMigrationChannel channel) => MigrationLiveView.Run(ctx, title, parse.GetValue(quiet), (round, lines) =>
+                {
+                    sender.Round = round;
+                    log = lines;
+                    return sender.Run(channel);
+                });
                 if (stdio)
                 {
                     using var channel = new XlMigrationChannel(Xmig.IO.PipeTuning.OpenStandardInput(), Xmig.IO.PipeTuning.OpenStandardOutput(), XlChannelRole.Sender);
-                    result = sender.Run(channel);
+                    result = Send(channel);
                 }
                 else
                 {
@@ -140,7 +156,7 @@ internal static class MigrateCommand
                     using (var network = new System.Net.Sockets.NetworkStream(socket, ownsSocket: false))
                     using (var channel = new XlMigrationChannel(network, network, XlChannelRole.Sender))
                     {
-                        result = sender.Run(channel);
+                        result = Send(channel);
                     }
                 }
             }

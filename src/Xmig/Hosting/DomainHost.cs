@@ -331,7 +331,10 @@ internal sealed class DomainHost : IDisposable
             using var socket = ChannelEndpoint.Connect(host, port, TimeSpan.FromSeconds(30));
             using var network = new NetworkStream(socket, ownsSocket: false);
             using var channel = new XlMigrationChannel(network, network, XlChannelRole.Sender);
-            var sender = new MigrationSender(_domain, options, line => reply("log " + line));
+            var sender = new MigrationSender(_domain, options, line => reply("log " + line))
+            {
+                Round = round => reply("log " + MigrationRoundLine.Format(round)),
+            };
             result = sender.Run(channel);
         }
         catch (IOException e)

@@ -29,7 +29,7 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
     /// <summary>The suffix xl gives the old domain between GO and its destruction.</summary>
     public const string MigratedAwaySuffix = "--migratedaway";
 
-    /// <summary>Called as each memory pass ends (after the log line), on the saving thread: a live display's feed.</summary>
+    /// <summary>Called as each memory pass ends, on the saving thread: the feed of the per-round lines (<see cref="MigrationRoundLine"/>) or a live display.</summary>
     public Action<SaveRound>? Round { get; set; }
 
     public MigrationSendResult Run(XlMigrationChannel channel)
@@ -108,7 +108,6 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
                 engine.Round = round =>
                 {
                     rounds.Add(round);
-                    log?.Invoke(MigrationRoundLine.Format(round));
                     Round?.Invoke(round);
                 };
                 save = engine.Run();

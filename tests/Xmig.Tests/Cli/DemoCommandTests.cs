@@ -25,6 +25,13 @@ public class DemoCommandTests
             var remus = text.Split('\n').Single(l => l.Contains("legacy-4.1 Remus x3") && l.Contains("rows 3, 7"));
             Assert.Contains("ckpt 1/3 only", remus);
             Assert.Equal(2, remus.Split("ok, ckpt 3/3").Length - 1);
+
+            // The live sections: a migration between two processes that arrives, and the seed's case both ways.
+            Assert.Contains("  arrived: ", text);
+            Assert.Contains("downtime ", text);
+            Assert.Contains("auto: arrived, digest ", text);
+            Assert.Contains("yes:  refused, and the source keeps running", text);
+            Assert.Contains("never marked a last checkpoint", text);
             foreach (var name in new[] { "hvm.xl", "hvm.libxl", "hvm.libxc", "pv64.libxl", "pv32.libxc", "hvm-remus3.libxl", "save-legacy-4.0.bin", "save-xl.bin" })
             {
                 Assert.True(File.Exists(Path.Combine(dir, name)), name);

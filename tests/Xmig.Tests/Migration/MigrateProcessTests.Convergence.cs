@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Xmig.Tests.Domains;
+using Xmig.Tests.Support;
 
 namespace Xmig.Tests.Migration;
 
@@ -104,5 +106,55 @@ public partial class MigrateProcessTests
         Assert.Contains(names, err, StringComparison.Ordinal);
         Assert.Contains(also, err, StringComparison.Ordinal);
         Assert.True(Directory.Exists(tmp["src"]));
+    }
+
+    [Fact]
+    public void Migrate_OnATerminal_DrawsALiveTableOfTheRounds_AndQuietDrawsNothing()
+    {
+        if (!File.Exists("/usr/bin/script"))
+        {
+            Assert.Fail("SKIPPED LOUDLY: util-linux 'script' (a pseudo-terminal for the test) is not installed");
+        }
+
+        using var tmp = new TempDirectory();
+        Create(tmp, "hvm");
+        string OnTerminal(params string[] extra)
+        {
+            if (Directory.Exists(tmp["dst"]))
+            {
+                Directory.Delete(tmp["dst"], true);
+            }
+
+            if (Directory.Exists(tmp["src--migratedaway"]))
+            {
+                Directory.Move(tmp["src--migratedaway"], tmp["src"]);
+            }
+
+            using var receiver = new Receiver("--into", tmp["dst"]);
+            var start = new ProcessStartInfo("script") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in (string[])["-qfec", "stty cols 160 rows 50; " + XmigProcess.ShellCommand(["migrate", tmp["src"], $"127.0.0.1:{receiver.Port}", "--keep-source", "--workload", "hotset:2MiB:64", .. extra]), "/dev/null"])
+            {
+                start.ArgumentList.Add(a);
+            }
+
+            using var script = Process.Start(start)!;
+            var output = script.StandardOutput.ReadToEndAsync();
+            Assert.True(script.WaitForExit(Bound), "migrate under a pseudo-terminal did not finish");
+            Assert.True(script.ExitCode == 0, output.Result + script.StandardError.ReadToEnd());
+            Assert.Equal(0, receiver.Finish().Code);
+            return output.Result;
+        }
+
+        var drawn = OnTerminal();
+        Assert.Contains("\u001b[", drawn, StringComparison.Ordinal); // terminal control sequences: drawn, not printed
+        Assert.Contains("(paused)", drawn, StringComparison.Ordinal);
+        Assert.Contains("expected ms", drawn, StringComparison.Ordinal);
+        Assert.DoesNotContain("migration: round 1: ", drawn, StringComparison.Ordinal);
+        Assert.Contains("migrated (xl", drawn, StringComparison.Ordinal);
+
+        var quiet = OnTerminal("--quiet");
+        Assert.DoesNotContain("expected ms", quiet, StringComparison.Ordinal);
+        Assert.DoesNotContain("migration: round", quiet, StringComparison.Ordinal);
+        Assert.Contains("migrated (xl", quiet, StringComparison.Ordinal);
     }
 }

@@ -42,4 +42,12 @@ internal static class XmigProcess
     }
 
     public static Process Start(bool redirectStdin, params string[] args) => Process.Start(StartInfo(redirectStdin, args))!;
+
+    /// <summary><c>xmig ARGS</c> as one POSIX shell command line (for <c>script -c</c>, which runs it on a pseudo-terminal).</summary>
+    public static string ShellCommand(params string[] args)
+    {
+        var words = Executable is { } exe ? new List<string> { exe } : ["dotnet", Dll];
+        words.AddRange(args);
+        return string.Join(' ', words.Select(w => "'" + w.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
+    }
 }
