@@ -26,7 +26,7 @@ internal static class DomainCommand
         var dir = new Argument<string>("DIR") { Description = "Directory to create (must not exist, or be empty)." };
         var type = new Option<string>("--type", "-t") { Description = "Guest type: hvm or pv (required for simulated domains; KVM guests are hvm)." };
         type.AcceptOnlyFromAmong("hvm", "pv");
-        var memory = new Option<string>("--memory", "-m") { Description = "Guest RAM, e.g. 4GiB, 512MiB (16MiB … 16GiB).", DefaultValueFactory = _ => "1GiB" };
+        var memory = new Option<string>("--memory", "-m") { Description = "Guest RAM: 4GiB, 512MiB, or a bare number of MiB as xl's memory = (16MiB … 16GiB).", DefaultValueFactory = _ => "1GiB" };
         var vcpus = new Option<int>("--vcpus") { Description = "Number of vCPUs (1 … 128).", DefaultValueFactory = _ => 1 };
         var seed = new Option<ulong>("--seed") { Description = "Content seed; the same seed gives the same domain.", DefaultValueFactory = _ => 1 };
         var width = new Option<int>("--guest-width", "-w") { Description = "PV guest width in bits: 32 or 64.", DefaultValueFactory = _ => 64 };
@@ -41,9 +41,9 @@ internal static class DomainCommand
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
         {
             var path = parse.GetValue(dir)!;
-            if (!ByteSize.TryParse(parse.GetValue(memory), out var bytes))
+            if (!ByteSize.TryParseMemory(parse.GetValue(memory), out var bytes))
             {
-                return EngineCommand.Usage(ctx, $"--memory \"{parse.GetValue(memory)}\" is not a size");
+                return EngineCommand.Usage(ctx, $"--memory: '{parse.GetValue(memory)}' is not a size (a bare number is MiB, as xl's memory =; or 4GiB, 512MiB)");
             }
 
             if (parse.GetValue(backend) == "kvm")

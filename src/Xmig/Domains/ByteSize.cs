@@ -38,6 +38,12 @@ internal static class ByteSize
             return false;
         }
 
+        // Checked before multiplying: 99999999999999999999GiB overflows decimal itself.
+        if (value > ulong.MaxValue / (decimal)factor)
+        {
+            return false;
+        }
+
         var total = value * factor;
         if (total > ulong.MaxValue || total != decimal.Truncate(total))
         {
@@ -46,6 +52,21 @@ internal static class ByteSize
 
         bytes = (ulong)total;
         return true;
+    }
+
+    /// <summary>
+    /// Parses a guest memory size as xl reads <c>memory =</c>: a bare number is MiB (<c>1024</c> = 1 GiB); with a suffix
+    /// it is a size as <see cref="TryParse"/> reads it.
+    /// </summary>
+    public static bool TryParseMemory(string? text, out ulong bytes)
+    {
+        var s = (text ?? "").Trim();
+        if (s.Length > 0 && s.All(c => char.IsAsciiDigit(c) || c == '.'))
+        {
+            return TryParse(s + "MiB", out bytes);
+        }
+
+        return TryParse(s, out bytes);
     }
 
     /// <summary>

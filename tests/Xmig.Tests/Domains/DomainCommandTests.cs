@@ -93,4 +93,42 @@ public class DomainCommandTests
         Assert.True(ByteSize.TryParse(text, out var parsed));
         Assert.Equal(bytes, parsed);
     }
+
+    [Theory]
+    [InlineData("1024", 1UL << 30)]
+    [InlineData("64", 64UL << 20)]
+    [InlineData("512MiB", 512UL << 20)]
+    [InlineData("4096B", 4096UL)]
+    public void Memory_BareNumbersAreMiB_AsXlReadsThem(string text, ulong bytes)
+    {
+        Assert.True(ByteSize.TryParseMemory(text, out var parsed));
+        Assert.Equal(bytes, parsed);
+    }
+
+    [Theory]
+    [InlineData("99999999999999999999GiB")]
+    [InlineData("18446744073709551616")]
+    [InlineData("1e3")]
+    public void ByteSize_RefusesWhatOverflowsOrIsNoSize(string text) => Assert.False(ByteSize.TryParse(text, out _));
+
+    [Fact]
+    public void Create_WithAnOverflowingMemorySize_IsOneLineAndNoTrace()
+    {
+        using var tmp = new TempDirectory();
+        var (code, _, err) = DomainTestSupport.Cli("domain", "create", tmp["d"], "--type", "hvm", "--memory", "99999999999999999999GiB");
+        Assert.Equal(2, code);
+        Assert.Contains("--memory: '99999999999999999999GiB' is not a size", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", err, StringComparison.Ordinal);
+        Assert.Single(err.Trim().Split('\n'));
+        Assert.False(Directory.Exists(tmp["d"]));
+    }
+
+    [Fact]
+    public void Create_WithABareMemoryNumber_MakesThatManyMiB()
+    {
+        using var tmp = new TempDirectory();
+        var (code, output, err) = DomainTestSupport.Cli("domain", "create", tmp["d"], "--type", "pv", "--memory", "32");
+        Assert.True(code == 0, err);
+        Assert.Contains("32MiB", output, StringComparison.Ordinal);
+    }
 }
