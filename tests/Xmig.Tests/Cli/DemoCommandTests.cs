@@ -22,7 +22,7 @@ public class DemoCommandTests
             Assert.DoesNotContain(" !", text);
 
             // The matrix: a Remus stream restored as plain stops at checkpoint 1 (Xen's row 7); yes and auto reach 3/3.
-            var remus = text.Split('\n').Single(l => l.Contains("legacy-4.1 Remus x3") && l.Contains("rows 3, 7"));
+            var remus = text.Split('\n').Single(l => l.Contains("legacy-4.1 Remus x3") && l.Contains("new, Remus"));
             Assert.Contains("ckpt 1/3 only", remus);
             Assert.Equal(2, remus.Split("ok, ckpt 3/3").Length - 1);
 
@@ -44,5 +44,29 @@ public class DemoCommandTests
                 Directory.Delete(dir, recursive: true);
             }
         }
+    }
+
+    [Fact]
+    public void DemoSaveRestore_DigestsAreTheSameEveryRun()
+    {
+        string Once()
+        {
+            var dir = Path.Combine(Path.GetTempPath(), "xmig-demo-test-" + Guid.NewGuid().ToString("N"));
+            Directory.CreateDirectory(dir);
+            try
+            {
+                using var stdout = new StringWriter();
+                Assert.Equal(0, Xmig.Cli.Commands.DemoEngineSections.SaveRestore(new CliContext(stdout, TextWriter.Null), dir));
+                return stdout.ToString();
+            }
+            finally
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+
+        var first = Once();
+        Assert.Contains(" ok ", first, StringComparison.Ordinal);
+        Assert.Equal(first, Once());
     }
 }
