@@ -21,7 +21,7 @@ internal static class InspectCommand
         command.Options.Add(verbose);
         var legacy = new LegacyCommandSupport();
         legacy.AddTo(command);
-        command.SetAction(parse => (int)Run(
+        command.SetAction(parse => source.Conflict(parse) is { } conflict ? (int)EngineCommand.Usage(ctx, conflict) : (int)Run(
             ctx,
             source.Path(parse),
             source.DecimalIsFd(parse),
@@ -34,6 +34,11 @@ internal static class InspectCommand
 
     internal static ExitCode Run(CliContext ctx, string? path, bool decimalIsFd, StreamFormat format, bool json, bool verbose, LegacyInspectOptions? legacy = null)
     {
+        if (StreamInput.NoInputOnTerminal(ctx, path))
+        {
+            return EngineCommand.Usage(ctx, "inspect: no input: give FILE (or -i FILE|FD), or pipe a stream in; usage: xmig inspect [FILE|-] [-i FILE|FD] [-f auto|xl|libxl|libxc|legacy] [--json] [-v]");
+        }
+
         try
         {
             legacy ??= new LegacyInspectOptions();

@@ -50,6 +50,13 @@ internal static class StreamInput
     public static string LegacyMessage(string? path) =>
         $"{Describe(path)} is a legacy (pre-v2) stream: legacy support comes with --format legacy";
 
+    /// <summary>
+    /// True when no input was named and standard input is this process's terminal: the user forgot the file, and
+    /// reading the keyboard would wait silently, so the verb prints its usage instead.
+    /// </summary>
+    public static bool NoInputOnTerminal(CliContext ctx, string? path) =>
+        string.IsNullOrEmpty(path) && ReferenceEquals(ctx.Out, Console.Out) && !Console.IsInputRedirected;
+
     public static string Describe(string? path) => string.IsNullOrEmpty(path) || path == "-" ? "stdin" : path;
 
     /// <summary>

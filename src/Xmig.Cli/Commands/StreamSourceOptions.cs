@@ -33,6 +33,12 @@ internal sealed class StreamSourceOptions
     /// <summary>The input named by <c>-i</c>, else by the argument (null: stdin).</summary>
     public string? Path(ParseResult parse) => parse.GetValue(_input) ?? parse.GetValue(_file);
 
+    /// <summary>The one line for an input named twice (<c>verify FILE -i OTHER</c>), or null.</summary>
+    public string? Conflict(ParseResult parse) =>
+        parse.GetValue(_input) is { } i && parse.GetValue(_file) is { } f
+            ? $"the input is named twice: '{f}' and -i '{i}'; give one"
+            : null;
+
     /// <summary>With <c>-i</c>, a decimal argument is a file descriptor, as in Xen's tools.</summary>
     public bool DecimalIsFd(ParseResult parse) => parse.GetValue(_input) is not null;
 

@@ -24,7 +24,7 @@ internal static class VerifyCommand
         command.Options.Add(quiet);
         var legacy = new LegacyCommandSupport();
         legacy.AddTo(command);
-        command.SetAction(parse => (int)Run(
+        command.SetAction(parse => source.Conflict(parse) is { } conflict ? (int)EngineCommand.Usage(ctx, conflict) : (int)Run(
             ctx,
             source.Path(parse),
             source.DecimalIsFd(parse),
@@ -40,6 +40,11 @@ internal static class VerifyCommand
     {
         var error = quiet ? TextWriter.Null : ctx.Error;
         var output = quiet ? TextWriter.Null : ctx.Out;
+        if (StreamInput.NoInputOnTerminal(ctx, path))
+        {
+            return EngineCommand.Usage(ctx, "verify: no input: give FILE (or -i FILE|FD), or pipe a stream in; usage: xmig verify [FILE|-] [-i FILE|FD] [-f auto|xl|libxl|libxc|legacy] [--json] [-q] [-v]");
+        }
+
         try
         {
             legacy ??= new LegacyInspectOptions();
