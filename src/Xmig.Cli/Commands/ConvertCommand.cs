@@ -63,10 +63,17 @@ internal static class ConvertCommand
 
         string? createdFile = null;
         var ok = false;
+        using var interruption = Interruption.Register(ctx);
         try
         {
-            using var input = OpenInput(a.In);
+            // SIGINT/SIGTERM: the next read (even of a stalled pipe) ends the conversion and the partial output is removed.
+            using var input = new Xmig.IO.HeartbeatStream(OpenInput(a.In), leaveOpen: false) { Cancellation = interruption.Token };
             using var output = OpenOutput(a.Out, out createdFile);
+            if (createdFile is { } created)
+            {
+                interruption.OnGiveUp(() => File.Delete(created));
+            }
+
             var toStdout = a.Out == "-" || a.Out == "1";
             var result = LegacyToV2Converter.Convert(input, output, new LegacyConvertOptions
             {
@@ -85,6 +92,12 @@ internal static class ConvertCommand
 
             ok = true;
             return ExitCode.Ok;
+        }
+        catch (Exception e) when (interruption.Received is not null && (e is OperationCanceledException || ExitCodes.Of(e) is not null))
+        {
+            interruption.End();
+            ctx.Error.WriteLine(interruption.Line(createdFile is null ? "stopped" : $"stopped; the partial {createdFile} was removed"));
+            return ExitCode.UsageOrIo;
         }
         catch (Exception e) when (ExitCodes.Of(e) is { } code)
         {

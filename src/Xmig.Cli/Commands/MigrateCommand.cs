@@ -27,12 +27,13 @@ internal static class MigrateCommand
         var seed = new Option<ulong>("--seed") { Description = "Workload seed.", DefaultValueFactory = _ => 1 };
         var keep = new Option<bool>("--keep-source") { Description = "After success keep the source as DIR--migratedaway instead of destroying it." };
         var json = new Option<bool>("--json") { Description = "Print one JSON document (QEMU query-migrate names: status, total-time, setup-time, downtime, transferred, mbps, ...)." };
+        var stall = new Option<double>("--stall-timeout") { Description = "Seconds a blocked write to the receiver, or a wait for its banner or \"ready\", may last before the migration is abandoned (the source runs on).", DefaultValueFactory = _ => 60 };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
-        var command = new Command("migrate", "Live-migrate a domain over xl's migration channel (as 'xl migrate').")
+        var command = new Command("migrate", "Live-migrate a domain over xl's migration channel (as 'xl migrate'). SIGINT or SIGTERM before the receiver is cleared to unpause abandons it: the source runs on, unchanged.")
         {
-            dir, target, stream, workload, seed, keep, json, verbose,
+            dir, target, stream, workload, seed, keep, stall, json, verbose,
         };
-        command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
+        command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), giveUp: false, interruption =>
         {
             var path = parse.GetValue(dir)!;
             var to = parse.GetValue(target)!;
@@ -60,6 +61,11 @@ internal static class MigrateCommand
                 return EngineCommand.Usage(ctx, $"--stream {kindName} is not a stream kind");
             }
 
+            if (parse.GetValue(stall) is var stallSeconds && !(stallSeconds > 0 && stallSeconds <= int.MaxValue / 1000))
+            {
+                return EngineCommand.Usage(ctx, string.Create(CultureInfo.InvariantCulture, $"--stall-timeout: '{stallSeconds}' is not a positive number of seconds"));
+            }
+
             // A hosted domain: its host owns it and runs the migration.
             if (DomainControl.TryConnect(path, out var probe))
             {
@@ -69,7 +75,8 @@ internal static class MigrateCommand
                     return EngineCommand.Usage(ctx, $"{path} is hosted by 'xmig domain run': migrate it to HOST:PORT (its host connects there)");
                 }
 
-                var answer = DomainControl.Request(path, $"migrate {to} {kindName} digest", line => ctx.Error.WriteLine(line));
+                var answer = DomainControl.Request(path, string.Create(CultureInfo.InvariantCulture, $"migrate {to} {kindName} digest stall={stallSeconds}"),
+                    line => ctx.Error.WriteLine(line), interruption.Token);
                 if (answer is not { } a)
                 {
                     return EngineCommand.Usage(ctx, $"{path}: the domain host stopped answering");
@@ -90,7 +97,7 @@ internal static class MigrateCommand
                     return ExitCode.UsageOrIo;
                 }
 
-                return Finish(ctx, hosted, parse.GetValue(json));
+                return Finish(ctx, hosted, parse.GetValue(json), interruption);
             }
 
             using var domain = SimulatedDomain.Open(path, writable: true);
@@ -98,12 +105,12 @@ internal static class MigrateCommand
             MigrationSendResult result;
             try
             {
-                var options = new MigrationSendOptions { Save = new SaveOptions { Kind = kind }, Digest = parse.GetValue(json) };
+                var options = new MigrationSendOptions { Save = new SaveOptions { Kind = kind }, Digest = parse.GetValue(json), StallTimeout = TimeSpan.FromSeconds(stallSeconds) };
                 var sender = new MigrationSender(domain, options, line => ctx.Error.WriteLine(line));
                 if (stdio)
                 {
                     using var channel = new XlMigrationChannel(Xmig.IO.PipeTuning.OpenStandardInput(), Xmig.IO.PipeTuning.OpenStandardOutput(), XlChannelRole.Sender);
-                    result = sender.Run(channel);
+                    result = sender.Run(channel, interruption.Token);
                 }
                 else
                 {
@@ -115,14 +122,14 @@ internal static class MigrateCommand
                     catch (IOException e)
                     {
                         result = new MigrationSendResult { Error = e.Message, FailedAt = "connect", Source = SourceState.Running, SourceDirectory = domain.Directory };
-                        return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json));
+                        return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json), interruption);
                     }
 
                     using (socket)
                     using (var network = new System.Net.Sockets.NetworkStream(socket, ownsSocket: false))
                     using (var channel = new XlMigrationChannel(network, network, XlChannelRole.Sender))
                     {
-                        result = sender.Run(channel);
+                        result = sender.Run(channel, interruption.Token);
                     }
                 }
             }
@@ -138,13 +145,14 @@ internal static class MigrateCommand
                 Directory.Delete(result.SourceDirectory, recursive: true);
             }
 
-            return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json));
+            return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json), interruption);
         }));
         return command;
     }
 
-    private static ExitCode Finish(CliContext ctx, MigrationSendReport report, bool json)
+    private static ExitCode Finish(CliContext ctx, MigrationSendReport report, bool json, Interruption interruption)
     {
+        interruption.End();
         if (json)
         {
             ctx.Out.WriteLine(report.ToJson());
@@ -157,7 +165,9 @@ internal static class MigrateCommand
 
         if (report.Status != "completed")
         {
-            ctx.Error.WriteLine($"xmig: error: {report.Error} (source {report.Source.State})");
+            ctx.Error.WriteLine(interruption.Received is not null && report.Source.State == "running"
+                ? interruption.Line($"{report.Error} (source {report.Source.State})")
+                : $"xmig: error: {report.Error} (source {report.Source.State})");
             return ExitCode.UsageOrIo;
         }
 

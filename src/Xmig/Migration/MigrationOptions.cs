@@ -20,6 +20,13 @@ internal sealed record MigrationSendOptions
 
     /// <summary>Compute the source's memory digest at pause (for the report; costs a pass over memory, overlapped with the receiver).</summary>
     public bool Digest { get; init; }
+
+    /// <summary>
+    /// Bound on any single wait for the receiver before GO (<c>--stall-timeout</c>): a write of the stream that the
+    /// receiver does not take (a socket's send timeout), and the banner and "ready to unpause" waits (each the smaller
+    /// of its own timeout and this).
+    /// </summary>
+    public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }
 
 /// <summary>How <see cref="MigrationReceiver"/> runs (<c>xmig migrate-receive</c>).</summary>
@@ -34,7 +41,7 @@ internal sealed record MigrationReceiveOptions
     /// <summary>Bound on any single wait for the sender's next octets while the stream arrives (a stalled sender).</summary>
     public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>How long to wait for GO after "ready to unpause".</summary>
+    /// <summary>How long to wait for GO after "ready to unpause" (at most <see cref="StallTimeout"/>).</summary>
     public TimeSpan GoTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Legacy checkpointed reading (<c>--checkpointed yes</c>): Xen's heartbeat.</summary>
