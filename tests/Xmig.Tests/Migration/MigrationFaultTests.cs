@@ -1,0 +1,236 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Xmig.Tests.Domains;
+using Xmig.Tests.Support;
+
+#pragma warning disable xUnit1031 // child processes are waited for with bounded blocking waits
+
+namespace Xmig.Tests.Migration;
+
+/// <summary>
+/// Issue 10 item 6, injected: sender → <see cref="FaultProxy"/> on 127.0.0.1 → receiver, all real processes, and one
+/// fault (a reset of both connections, a stall, a SIGKILL of either end) at a point of every phase before GO: the
+/// banner, the xl header and config, early and late in the first pass, a later pass, stop-and-copy (the source is
+/// paused), after the last stream octet (on "ready", which the receiver sent and the sender never got) and inside
+/// "ready". Every time the source ends running and unchanged, the sender and receiver that survive end non-zero with
+/// one line, and the destination ends empty: after a SIGKILL of the receiver the next <c>migrate-receive</c> on the
+/// same <c>--into</c> removes the staging directory it left.
+/// </summary>
+/// <remarks>
+/// Which process is "the sender": for a domain that is not hosted, <c>xmig migrate</c> runs it in-process, so it is
+/// the sender and the source's hypervisor at once; killing it leaves the directory as it was (the workload is idle,
+/// so its digest is the one before). For a hosted domain the host (<c>xmig domain run</c>) is the sender and
+/// <c>xmig migrate</c> only its client: killing the client makes the host abandon the migration (the source runs on,
+/// status "running"), and killing the host kills the source's hypervisor (its directory stays, openable, never renamed).
+/// </remarks>
+[Trait("Category", XmigProcess.Category)]
+public sealed partial class MigrationFaultTests
+{
+    private const string StallSeconds = "2";
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
+
+    /// <summary>Octets of the standard domain's in-process idle stream (message 2: xl header, config, stream), measured once.</summary>
+    private static readonly Lazy<long> StreamLength = new(MeasureStream);
+
+    [GeneratedRegex(@"listening on 127\.0\.0\.1:(\d+)")]
+    private static partial Regex ListeningLine();
+
+    public static TheoryData<string, string, string> Cases => new()
+    {
+        // action, point, source
+        { "reset", "banner+10", "inproc" },
+        { "stall", "banner+10", "inproc" },
+        { "kill-receiver", "banner+10", "inproc" },
+        { "kill-sender", "stream+0", "inproc" },
+        { "reset", "stream+20", "inproc" },
+        { "stall", "stream+60", "inproc" },
+        { "kill-receiver", "stream+60", "inproc" },
+        { "reset", "stream+64KiB", "inproc" },
+        { "kill-sender", "stream+1MiB", "inproc" },
+        { "stall", "stream+2MiB", "inproc" },
+        { "kill-receiver", "stream+10MiB", "inproc" },
+        { "reset", "end-200", "inproc" },
+        { "kill-sender", "end-200", "inproc" },
+        { "stall", "end-1", "inproc" },
+        { "kill-receiver", "end-1", "inproc" },
+        { "reset", "ready", "inproc" },
+        { "stall", "ready", "inproc" },
+        { "kill-sender", "ready", "inproc" },
+        { "kill-receiver", "ready", "inproc" },
+        { "reset", "ready+10", "inproc" },
+        { "reset", "later", "hosted" },
+        { "stall", "later", "hosted" },
+        { "kill-receiver", "later", "hosted" },
+        { "kill-sender", "stream+1MiB", "hosted" },
+        { "kill-host", "stream+2MiB", "hosted" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Migrate_FaultBeforeGo_SourceRunsUnchangedAndDestinationEndsEmpty(string action, string point, string source)
+    {
+        using var tmp = new TempDirectory();
+        Create(tmp);
+        var hosted = source == "hosted";
+        var before = hosted ? null : Digest(tmp["src"]);
+        var (direction, offset) = Point(point);
+        var fault = action switch
+        {
+            "reset" => FaultAction.Reset,
+            "stall" => FaultAction.Stall,
+            _ => FaultAction.Kill,
+        };
+
+        using var receiver = new XmigChild("migrate-receive", "--listen", "127.0.0.1:0", "--into", tmp["dst"], "--stall-timeout", StallSeconds);
+        var port = receiver.WaitForLine(ListeningLine(), Bound);
+        Assert.True(port is not null, "the receiver did not listen: " + receiver.Err);
+        using var proxy = new FaultProxy(int.Parse(port.Groups[1].Value, CultureInfo.InvariantCulture), direction, offset, fault);
+
+        using var host = hosted ? new XmigChild("domain", "run", tmp["src"], "--workload", "uniform:16") : null;
+        if (host is not null)
+        {
+            Assert.True(DomainTestSupport.WaitUntil(() => File.Exists(Path.Combine(tmp["src"], "control.sock"))), "the host did not start: " + host.Err);
+        }
+
+        using var sender = new XmigChild("migrate", tmp["src"], $"127.0.0.1:{proxy.Port}", "--stall-timeout", StallSeconds);
+        proxy.Victim = action switch
+        {
+            "kill-receiver" => receiver.Process,
+            "kill-sender" => sender.Process,
+            "kill-host" => host!.Process,
+            _ => null,
+        };
+
+        var senderCode = sender.Finish(Bound);
+        var receiverCode = receiver.Finish(Bound);
+        Assert.True(proxy.Fired.IsCompleted, $"the fault point {point} was never reached (sender octets {proxy.SenderOctets}, receiver octets {proxy.ReceiverOctets}): {sender.Err} {receiver.Err}");
+        Assert.True(senderCode is not null, "the sender hung: " + sender.Err);
+        Assert.True(receiverCode is not null, "the receiver hung: " + receiver.Err);
+
+        if (action != "kill-sender")
+        {
+            Assert.NotEqual(0, senderCode);
+            Assert.True(sender.ErrorLines.Count == 1, "the sender should say one line: " + sender.Err);
+            if (action != "kill-host")
+            {
+                Assert.Contains("(source running)", sender.ErrorLines[0], StringComparison.Ordinal);
+            }
+        }
+
+        if (action != "kill-receiver")
+        {
+            Assert.NotEqual(0, receiverCode);
+            Assert.True(receiver.ErrorLines.Count == 1, "the receiver should say one line: " + receiver.Err);
+        }
+
+        Assert.DoesNotContain(".xmig-", sender.Err + receiver.Err, StringComparison.Ordinal);
+
+        // The source: never renamed away, running (hosted) or as it was (its directory, its digest).
+        Assert.True(Directory.Exists(tmp["src"]), "the source directory is gone");
+        Assert.False(Directory.Exists(tmp["src--migratedaway"]), "the source was renamed away");
+        if (host is not null && action != "kill-host")
+        {
+            Assert.True(DomainTestSupport.WaitUntil(() => HostState(tmp["src"]) == "running"), "the hosted source is not running: " + HostState(tmp["src"]) + " " + host.Err);
+            Assert.Equal(0, DomainTestSupport.Cli("domain", "stop", tmp["src"]).Code);
+            Assert.True(host.Finish(Bound) is not null, "the host did not stop");
+        }
+        else if (host is not null)
+        {
+            Assert.Equal("not running", HostState(tmp["src"]));
+        }
+
+        var after = Digest(tmp["src"]);
+        if (before is not null)
+        {
+            Assert.Equal(before, after);
+        }
+
+        // The destination: nothing, or only what a SIGKILL left, which the next run removes with one line.
+        Assert.False(Directory.Exists(tmp["dst"]), "the destination left a domain behind");
+        var staging = Staging(tmp);
+        if (action == "kill-receiver")
+        {
+            var (_, _, err) = DomainTestSupport.Cli("migrate-receive", "--listen", "127.0.0.1:0", "--into", tmp["dst"], "--accept-timeout", "1");
+            foreach (var left in staging)
+            {
+                Assert.Contains($"xmig: removed a stale staging directory {left} left by a killed run", err, StringComparison.Ordinal);
+            }
+
+            Assert.False(Directory.Exists(tmp["dst"]));
+        }
+
+        Assert.Empty(Staging(tmp));
+    }
+
+    /// <summary>A point in words: where the proxy counts, and the octet before which it acts.</summary>
+    private static (FaultDirection Direction, long Offset) Point(string point)
+    {
+        var banner = Transport.XlMigrationMessagesText.Banner.Length;
+        return point switch
+        {
+            "banner+10" => (FaultDirection.ReceiverToSender, 10),
+            "ready" => (FaultDirection.ReceiverToSender, banner),
+            "ready+10" => (FaultDirection.ReceiverToSender, banner + 10),
+            "end-200" => (FaultDirection.SenderToReceiver, StreamLength.Value - 200),
+            "end-1" => (FaultDirection.SenderToReceiver, StreamLength.Value - 1),
+
+            // A hosted source under a workload sends more than the idle stream: what lies past its length is a later pass.
+            "later" => (FaultDirection.SenderToReceiver, StreamLength.Value + (256 << 10)),
+            _ when point.StartsWith("stream+", StringComparison.Ordinal) => (FaultDirection.SenderToReceiver, Size(point["stream+".Length..])),
+            _ => throw new ArgumentException(point),
+        };
+    }
+
+    private static long Size(string text) => text.EndsWith("MiB", StringComparison.Ordinal)
+        ? long.Parse(text[..^3], CultureInfo.InvariantCulture) << 20
+        : text.EndsWith("KiB", StringComparison.Ordinal)
+            ? long.Parse(text[..^3], CultureInfo.InvariantCulture) << 10
+            : long.Parse(text, CultureInfo.InvariantCulture);
+
+    private static long MeasureStream()
+    {
+        using var tmp = new TempDirectory();
+        Create(tmp);
+        using var receiver = new XmigChild("migrate-receive", "--listen", "127.0.0.1:0", "--into", tmp["dst"]);
+        var port = receiver.WaitForLine(ListeningLine(), Bound) ?? throw new InvalidOperationException("no receiver: " + receiver.Err);
+        var (code, output, err) = DomainTestSupport.CliProcess("migrate", tmp["src"], $"127.0.0.1:{port.Groups[1].Value}", "--json");
+        if (code != 0 || receiver.Finish(Bound) != 0)
+        {
+            throw new InvalidOperationException("the reference migration failed: " + err + receiver.Err);
+        }
+
+        using var report = JsonDocument.Parse(output);
+        return report.RootElement.GetProperty("transferred").GetInt64();
+    }
+
+    internal static void Create(TempDirectory tmp, string memory = "16MiB")
+    {
+        var (code, _, err) = DomainTestSupport.Cli("domain", "create", tmp["src"], "--type", "hvm", "--memory", memory, "--vcpus", "2");
+        Assert.True(code == 0, err);
+    }
+
+    internal static string Digest(string dir)
+    {
+        var (code, output, err) = DomainTestSupport.Cli("domain", "digest", dir);
+        Assert.True(code == 0, err);
+        return output.Split(' ')[0];
+    }
+
+    private static string HostState(string dir)
+    {
+        var (_, output, _) = DomainTestSupport.Cli("domain", "status", dir, "--json");
+        try
+        {
+            using var status = JsonDocument.Parse(output);
+            return status.RootElement.GetProperty("state").GetString() ?? "";
+        }
+        catch (JsonException)
+        {
+            return output;
+        }
+    }
+
+    /// <summary>Staging directories beside the destination (<c>.dst.xmig-PID-GUID</c>).</summary>
+    internal static List<string> Staging(TempDirectory tmp) => [.. Directory.EnumerateDirectories(tmp.Path, ".dst.xmig-*")];
+}
