@@ -36,6 +36,9 @@ public sealed partial class MigrationFaultTests
     [GeneratedRegex(@"listening on 127\.0\.0\.1:(\d+)")]
     private static partial Regex ListeningLine();
 
+    [GeneratedRegex(@"\b(2 s|2000 ms)\b")]
+    private static partial Regex StallWords();
+
     public static TheoryData<string, string, string> Cases => new()
     {
         // action, point, source
@@ -122,6 +125,13 @@ public sealed partial class MigrationFaultTests
         {
             Assert.NotEqual(0, receiverCode);
             Assert.True(receiver.ErrorLines.Count == 1, "the receiver should say one line: " + receiver.Err);
+        }
+
+        if (action == "stall")
+        {
+            // Both ends gave up by their stall timeout, and say so.
+            Assert.Matches(StallWords(), sender.ErrorLines[0]);
+            Assert.Matches(StallWords(), receiver.ErrorLines[0]);
         }
 
         Assert.DoesNotContain(".xmig-", sender.Err + receiver.Err, StringComparison.Ordinal);
