@@ -225,9 +225,16 @@ internal static class DomainDirectory
         }
         catch (IOException e) when (e.Message.Contains(working, StringComparison.Ordinal))
         {
+            // Errors name the user's target, never the hidden staging name (issue 9 item 5).
             domain?.Dispose();
             Discard(working);
             throw new IOException(Unstage(e.Message, working, target), e);
+        }
+        catch (InvalidDomainException e) when (e.Message.Contains(working, StringComparison.Ordinal))
+        {
+            domain?.Dispose();
+            Discard(working);
+            throw new InvalidDomainException(target, Unstage(e.Reason, working, target), e);
         }
         catch
         {

@@ -27,7 +27,14 @@ namespace Xmig.Tests.Migration;
 [Trait("Category", XmigProcess.Category)]
 public sealed partial class MigrationFaultTests
 {
+    /// <summary>The stall timeout where a stall is the fault: short, as nothing else happens meanwhile.</summary>
     private const string StallSeconds = "2";
+
+    /// <summary>
+    /// The stall timeout where the fault is not a stall: long, so that a slow receiver on a loaded machine (it drains the
+    /// octets in flight and completes the domain before "ready") is never taken for a stalled one.
+    /// </summary>
+    private const string PatientSeconds = "30";
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
 
     /// <summary>Octets of the standard domain's in-process idle stream (message 2: xl header, config, stream), measured once.</summary>
@@ -35,9 +42,6 @@ public sealed partial class MigrationFaultTests
 
     [GeneratedRegex(@"listening on 127\.0\.0\.1:(\d+)")]
     private static partial Regex ListeningLine();
-
-    [GeneratedRegex(@"\b(2 s|2000 ms)\b")]
-    private static partial Regex StallWords();
 
     public static TheoryData<string, string, string> Cases => new()
     {
@@ -85,7 +89,9 @@ public sealed partial class MigrationFaultTests
             _ => FaultAction.Kill,
         };
 
-        using var receiver = new XmigChild("migrate-receive", "--listen", "127.0.0.1:0", "--into", tmp["dst"], "--stall-timeout", StallSeconds);
+        // A stall on "ready" must outlast the receiver's completion, which the sender's wait for "ready" includes.
+        var stall = fault != FaultAction.Stall ? PatientSeconds : point.StartsWith("ready", StringComparison.Ordinal) ? "8" : StallSeconds;
+        using var receiver = new XmigChild("migrate-receive", "--listen", "127.0.0.1:0", "--into", tmp["dst"], "--stall-timeout", stall);
         var port = receiver.WaitForLine(ListeningLine(), Bound);
         Assert.True(port is not null, "the receiver did not listen: " + receiver.Err);
         using var proxy = new FaultProxy(int.Parse(port.Groups[1].Value, CultureInfo.InvariantCulture), direction, offset, fault);
@@ -96,7 +102,7 @@ public sealed partial class MigrationFaultTests
             Assert.True(DomainTestSupport.WaitUntil(() => File.Exists(Path.Combine(tmp["src"], "control.sock"))), "the host did not start: " + host.Err);
         }
 
-        using var sender = new XmigChild("migrate", tmp["src"], $"127.0.0.1:{proxy.Port}", "--stall-timeout", StallSeconds);
+        using var sender = new XmigChild("migrate", tmp["src"], $"127.0.0.1:{proxy.Port}", "--stall-timeout", stall);
         proxy.Victim = action switch
         {
             "kill-receiver" => receiver.Process,
@@ -130,8 +136,9 @@ public sealed partial class MigrationFaultTests
         if (action == "stall")
         {
             // Both ends gave up by their stall timeout, and say so.
-            Assert.Matches(StallWords(), sender.ErrorLines[0]);
-            Assert.Matches(StallWords(), receiver.ErrorLines[0]);
+            var words = new Regex($@"\b({stall} s|{stall}000 ms)\b");
+            Assert.Matches(words, sender.ErrorLines[0]);
+            Assert.Matches(words, receiver.ErrorLines[0]);
         }
 
         Assert.DoesNotContain(".xmig-", sender.Err + receiver.Err, StringComparison.Ordinal);
@@ -189,10 +196,10 @@ public sealed partial class MigrationFaultTests
         try
         {
             var into = Path.Combine(mount, "dst");
-            using var receiver = new XmigChild("migrate-receive", "--listen", "127.0.0.1:0", "--into", into, "--stall-timeout", StallSeconds);
+            using var receiver = new XmigChild("migrate-receive", "--listen", "127.0.0.1:0", "--into", into, "--stall-timeout", PatientSeconds);
             var port = receiver.WaitForLine(ListeningLine(), Bound);
             Assert.True(port is not null, receiver.Err);
-            var (code, _, err) = DomainTestSupport.CliProcess("migrate", tmp["src"], $"127.0.0.1:{port.Groups[1].Value}", "--stall-timeout", StallSeconds);
+            var (code, _, err) = DomainTestSupport.CliProcess("migrate", tmp["src"], $"127.0.0.1:{port.Groups[1].Value}", "--stall-timeout", PatientSeconds);
             var receiverCode = receiver.Finish(Bound);
 
             Assert.NotEqual(0, receiverCode);
