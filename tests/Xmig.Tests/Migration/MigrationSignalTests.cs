@@ -86,6 +86,53 @@ public sealed partial class MigrationSignalTests
         Assert.Empty(MigrationFaultTests.Staging(tmp));
     }
 
+    /// <summary>
+    /// A hosted domain: the host is the sender and <c>xmig migrate</c> its client. SIGTERM on the client cancels the host's
+    /// migration (the domain runs on in its host); SIGTERM on the host cancels it and then stops and persists the domain.
+    /// </summary>
+    [Theory]
+    [InlineData("client")]
+    [InlineData("host")]
+    public void Migrate_HostedSigtermOnClientOrHostBlockedMidStream_SourceRunsOrIsPersistedUnchanged(string who)
+    {
+        using var tmp = new TempDirectory();
+        MigrationFaultTests.Create(tmp);
+        var before = MigrationFaultTests.Digest(tmp["src"]);
+        using var host = new XmigChild("domain", "run", tmp["src"]);
+        Assert.True(DomainTestSupport.WaitUntil(() => File.Exists(Path.Combine(tmp["src"], "control.sock"))), host.Err);
+        using var receiver = new XmigChild("migrate-receive", "--listen", "127.0.0.1:0", "--into", tmp["dst"]);
+        var port = receiver.WaitForLine(ListeningLine(), Bound);
+        Assert.True(port is not null, receiver.Err);
+        using var proxy = new FaultProxy(int.Parse(port.Groups[1].Value, CultureInfo.InvariantCulture), FaultDirection.SenderToReceiver, 1 << 20, FaultAction.Stall);
+        using var client = new XmigChild("migrate", tmp["src"], $"127.0.0.1:{proxy.Port}");
+        Assert.True(proxy.Fired.Wait(Bound), "the stream never reached 1 MiB: " + client.Err + host.Err);
+        Thread.Sleep(300);
+
+        var clock = Stopwatch.StartNew();
+        Signal(who == "host" ? host.Process : client.Process, "TERM");
+        var code = client.Finish(Bound);
+        Assert.True(code is not null && clock.Elapsed < Prompt, "the client did not end promptly: " + client.Err);
+        Assert.Equal(2, code);
+        var line = Assert.Single(client.ErrorLines);
+        Assert.Contains("(source running)", line, StringComparison.Ordinal);
+        if (who == "client")
+        {
+            Assert.StartsWith("xmig: error: interrupted by SIGTERM: ", line, StringComparison.Ordinal);
+            Assert.True(DomainTestSupport.WaitUntil(() => DomainTestSupport.Cli("domain", "status", tmp["src"]).Out.StartsWith("running", StringComparison.Ordinal)), host.Err);
+            Assert.Equal(0, DomainTestSupport.Cli("domain", "stop", tmp["src"]).Code);
+        }
+
+        Assert.True(host.Finish(Bound) == 0, "the host did not stop: " + host.Err);
+        Assert.Contains("not running", DomainTestSupport.Cli("domain", "status", tmp["src"]).Out, StringComparison.Ordinal);
+        Assert.Equal(before, MigrationFaultTests.Digest(tmp["src"]));
+        Assert.False(Directory.Exists(tmp["src--migratedaway"]));
+
+        Signal(receiver.Process, "TERM");
+        Assert.Equal(2, receiver.Finish(Bound));
+        Assert.False(Directory.Exists(tmp["dst"]));
+        Assert.Empty(MigrationFaultTests.Staging(tmp));
+    }
+
     [Fact]
     public void Restore_SigtermOnAStalledPipe_RemovesItsStagingDirectoryAndSaysOneLine()
     {
