@@ -63,10 +63,20 @@ internal static class ConvertCommand
 
         string? createdFile = null;
         var ok = false;
+        using var interruption = Interruption.Register(ctx);
         try
         {
+            // SIGINT/SIGTERM: the next write ends the conversion and the partial output is removed; a conversion that
+            // writes nothing more (its input stalled) is ended by the interruption, which removes the file itself.
             using var input = OpenInput(a.In);
-            using var output = OpenOutput(a.Out, out createdFile);
+            using var file = OpenOutput(a.Out, out createdFile);
+            if (createdFile is { } created)
+            {
+                interruption.OnGiveUp(() => File.Delete(created));
+            }
+
+            using var output = new CancellableWrites(file, interruption.Token);
+
             var toStdout = a.Out == "-" || a.Out == "1";
             var result = LegacyToV2Converter.Convert(input, output, new LegacyConvertOptions
             {
@@ -85,6 +95,12 @@ internal static class ConvertCommand
 
             ok = true;
             return ExitCode.Ok;
+        }
+        catch (Exception e) when (interruption.Received is not null && (e is OperationCanceledException || ExitCodes.Of(e) is not null))
+        {
+            interruption.End();
+            ctx.Error.WriteLine(interruption.Line(createdFile is null ? "stopped" : $"stopped; the partial {createdFile} was removed"));
+            return ExitCode.UsageOrIo;
         }
         catch (Exception e) when (ExitCodes.Of(e) is { } code)
         {
@@ -144,5 +160,39 @@ internal static class ConvertCommand
         catch (UnauthorizedAccessException)
         {
         }
+    }
+
+    /// <summary>A write-only pass-through that ends the conversion at its next write once cancelled.</summary>
+    private sealed class CancellableWrites(Stream inner, CancellationToken cancellationToken) : Stream
+    {
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position
+        {
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            inner.Write(buffer);
+        }
+
+        public override void Flush() => inner.Flush();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

@@ -28,9 +28,14 @@ internal static class DomainRunCommand
         void OnSignal(PosixSignalContext signal)
         {
             signal.Cancel = true;
-            if (!host.Stop())
+            if (host.State == HostState.Migrating)
             {
-                ctx.Error.WriteLine("domain host: migrating; the signal is ignored until the migration ends");
+                ctx.Error.WriteLine($"domain host: {signal.Signal} while migrating: the migration is cancelled, and the domain stopped once it runs here again");
+            }
+
+            if (!host.Stop(cancelMigration: true))
+            {
+                ctx.Error.WriteLine("domain host: past the point of no return; the signal takes effect when the migration ends");
             }
         }
 

@@ -28,6 +28,7 @@ internal static class MigrateCommand
         var seed = new Option<ulong>("--seed") { Description = "Workload seed.", DefaultValueFactory = _ => 1 };
         var keep = new Option<bool>("--keep-source") { Description = "After success keep the source as DIR--migratedaway instead of destroying it." };
         var json = new Option<bool>("--json") { Description = "Print one JSON document (QEMU query-migrate names: status, total-time, setup-time, downtime, transferred, mbps, ...)." };
+        var stall = new Option<double>("--stall-timeout") { Description = "Seconds a blocked write to the receiver, or a wait for its banner or \"ready\", may last before the migration is abandoned (the source runs on).", DefaultValueFactory = _ => 60 };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No per-round lines or live table on stderr." };
         var policy = new Option<string>("--policy") { Description = "When pre-copy stops: downtime (default: once the dirty set fits --downtime-limit at the measured bandwidth, as QEMU), xen (at most 5 passes, below 50 dirty pages), xen-legacy (29 passes, 3x memory, 50 pages).", DefaultValueFactory = _ => "downtime" };
@@ -41,12 +42,12 @@ internal static class MigrateCommand
         var autoConverge = new Option<bool>("--auto-converge") { Description = "Throttle the guest while it dirties memory faster than the stream carries it (QEMU's auto-converge)." };
         var throttleInitial = new Option<int?>("--cpu-throttle-initial") { Description = "With --auto-converge: the first throttle step in percent (default 20).", HelpName = "PCT" };
         var throttleIncrement = new Option<int?>("--cpu-throttle-increment") { Description = "With --auto-converge: each later step in percent (default 10).", HelpName = "PCT" };
-        var command = new Command("migrate", "Live-migrate a domain over xl's migration channel (as 'xl migrate').")
+        var command = new Command("migrate", "Live-migrate a domain over xl's migration channel (as 'xl migrate'). SIGINT or SIGTERM before the receiver is cleared to unpause abandons it: the source runs on, unchanged.")
         {
-            dir, target, stream, workload, seed, keep, json, verbose, quiet,
+            dir, target, stream, workload, seed, keep, stall, json, verbose, quiet,
             policy, downtimeLimit, maxIterations, timeout, onTimeout, maxBandwidth, autoConverge, throttleInitial, throttleIncrement,
         };
-        command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
+        command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), giveUp: false, interruption =>
         {
             var path = parse.GetValue(dir)!;
             var to = parse.GetValue(target)!;
@@ -74,6 +75,11 @@ internal static class MigrateCommand
                 return EngineCommand.Usage(ctx, $"--stream {kindName} is not a stream kind");
             }
 
+            if (parse.GetValue(stall) is var stallSeconds && !(stallSeconds > 0 && stallSeconds <= int.MaxValue / 1000))
+            {
+                return EngineCommand.Usage(ctx, string.Create(CultureInfo.InvariantCulture, $"--stall-timeout: '{stallSeconds}' is not a positive number of seconds"));
+            }
+
             var settings = Settings(parse, policy, downtimeLimit, maxIterations, timeout, onTimeout, maxBandwidth, autoConverge, throttleInitial, throttleIncrement, out problem);
             if (settings is null)
             {
@@ -89,13 +95,15 @@ internal static class MigrateCommand
                     return EngineCommand.Usage(ctx, $"{path} is hosted by 'xmig domain run': migrate it to HOST:PORT (its host connects there)");
                 }
 
-                var answer = DomainControl.Request(path, $"migrate {to} {kindName} digest settings {settings.ToJson()}", line =>
-                {
-                    if (!parse.GetValue(quiet) || !line.StartsWith("migration: round ", StringComparison.Ordinal))
+                var answer = DomainControl.Request(path, string.Create(CultureInfo.InvariantCulture, $"migrate {to} {kindName} digest stall={stallSeconds} settings {settings.ToJson()}"),
+                    line =>
                     {
-                        ctx.Error.WriteLine(line);
-                    }
-                });
+                        if (!parse.GetValue(quiet) || !line.StartsWith("migration: round ", StringComparison.Ordinal))
+                        {
+                            ctx.Error.WriteLine(line);
+                        }
+                    },
+                    interruption.Token);
                 if (answer is not { } a)
                 {
                     return EngineCommand.Usage(ctx, $"{path}: the domain host stopped answering");
@@ -116,7 +124,7 @@ internal static class MigrateCommand
                     return ExitCode.UsageOrIo;
                 }
 
-                return Finish(ctx, hosted, parse.GetValue(json));
+                return Finish(ctx, hosted, parse.GetValue(json), interruption);
             }
 
             using var domain = SimulatedDomain.Open(path, writable: true);
@@ -124,7 +132,7 @@ internal static class MigrateCommand
             MigrationSendResult result;
             try
             {
-                var options = settings.ToSendOptions(kind, parse.GetValue(json), out problem)!;
+                var options = settings.ToSendOptions(kind, parse.GetValue(json), out problem)! with { StallTimeout = TimeSpan.FromSeconds(stallSeconds) };
                 Action<string> log = ctx.Error.WriteLine;
                 var sender = new MigrationSender(domain, options, line => log(line));
                 var title = $"migrating {path} to {to} (policy {settings.Policy})";
@@ -132,7 +140,7 @@ internal static class MigrateCommand
                 {
                     sender.Round = round;
                     log = lines;
-                    return sender.Run(channel);
+                    return sender.Run(channel, interruption.Token);
                 });
                 if (stdio)
                 {
@@ -149,7 +157,7 @@ internal static class MigrateCommand
                     catch (IOException e)
                     {
                         result = new MigrationSendResult { Error = e.Message, FailedAt = "connect", Source = SourceState.Running, SourceDirectory = domain.Directory };
-                        return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json));
+                        return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json), interruption);
                     }
 
                     using (socket)
@@ -172,7 +180,7 @@ internal static class MigrateCommand
                 Directory.Delete(result.SourceDirectory, recursive: true);
             }
 
-            return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json));
+            return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json), interruption);
         }));
         return command;
     }
@@ -267,8 +275,9 @@ internal static class MigrateCommand
         };
     }
 
-    private static ExitCode Finish(CliContext ctx, MigrationSendReport report, bool json)
+    private static ExitCode Finish(CliContext ctx, MigrationSendReport report, bool json, Interruption interruption)
     {
+        interruption.End();
         if (json)
         {
             ctx.Out.WriteLine(report.ToJson());
@@ -282,7 +291,9 @@ internal static class MigrateCommand
 
         if (report.Status != "completed")
         {
-            ctx.Error.WriteLine($"xmig: error: {report.Error} (source {report.Source.State})");
+            ctx.Error.WriteLine(interruption.Received is not null && report.Source.State == "running"
+                ? interruption.Line($"{report.Error} (source {report.Source.State})")
+                : $"xmig: error: {report.Error} (source {report.Source.State})");
             return ExitCode.UsageOrIo;
         }
 

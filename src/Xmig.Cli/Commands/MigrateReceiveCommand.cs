@@ -27,14 +27,20 @@ internal static class MigrateReceiveCommand
         var maxMemory = new Option<string>("--max-memory") { Description = "Bound on guest-physical space.", DefaultValueFactory = _ => "32GiB" };
         var timeout = new Option<int>("--accept-timeout") { Description = "Seconds to wait for the sender to connect.", DefaultValueFactory = _ => 300 };
         var json = new Option<bool>("--json") { Description = "Print one JSON document (status, stream kind, sender generation, the destination's memory_sha256)." };
+        var stall = new Option<double>("--stall-timeout") { Description = "Seconds the sender may send nothing (mid-stream, or before GO) before the migration is abandoned (nothing is kept).", DefaultValueFactory = _ => 60 };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
-        var command = new Command("migrate-receive", "Receive one live migration over xl's migration channel (as 'xl migrate-receive').")
+        var command = new Command("migrate-receive", "Receive one live migration over xl's migration channel (as 'xl migrate-receive'). SIGINT or SIGTERM before GO abandons it and keeps nothing.")
         {
-            listen, into, run, workload, checkpointed, maxMemory, timeout, json, verbose,
+            listen, into, run, workload, checkpointed, maxMemory, timeout, stall, json, verbose,
         };
-        command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
+        command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), giveUp: false, interruption =>
         {
             var target = parse.GetValue(into)!;
+            if (parse.GetValue(stall) is var stallSeconds && !(stallSeconds > 0 && stallSeconds <= int.MaxValue / 1000))
+            {
+                return EngineCommand.Usage(ctx, string.Create(CultureInfo.InvariantCulture, $"--stall-timeout: '{stallSeconds}' is not a positive number of seconds"));
+            }
+
             var address = parse.GetValue(listen);
             if (address is null && parse.GetValue(json))
             {
@@ -60,7 +66,11 @@ internal static class MigrateReceiveCommand
                     _ => CheckpointedMode.Auto,
                 },
                 MaxGuestPhysicalBytes = bound,
+                StallTimeout = TimeSpan.FromSeconds(stallSeconds),
             };
+
+            // What a receiver killed with SIGKILL left beside the target (nothing else leaves one).
+            EngineCommand.RemoveStaleStaging(ctx, target);
             var receiver = new MigrationReceiver(options, line => ctx.Error.WriteLine(line));
             DomainHost? hosted = null;
             Action<SimulatedDomain>? start = parse.GetValue(run)
@@ -75,7 +85,7 @@ internal static class MigrateReceiveCommand
             if (address is null)
             {
                 using var channel = new XlMigrationChannel(Xmig.IO.PipeTuning.OpenStandardInput(), Xmig.IO.PipeTuning.OpenStandardOutput(), XlChannelRole.Receiver);
-                result = receiver.Run(channel, target, start);
+                result = receiver.Run(channel, target, start, interruption.Token);
             }
             else
             {
@@ -88,11 +98,14 @@ internal static class MigrateReceiveCommand
                 DomainDirectory.Discard(DomainDirectory.CreateWorkingDirectory(target));
                 using var socket = ChannelEndpoint.AcceptOne(host, port,
                     bound => ctx.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"migration target: listening on {bound}")),
-                    TimeSpan.FromSeconds(parse.GetValue(timeout)));
+                    TimeSpan.FromSeconds(parse.GetValue(timeout)), interruption.Token);
                 using var network = new System.Net.Sockets.NetworkStream(socket, ownsSocket: false);
                 using var channel = new XlMigrationChannel(network, network, XlChannelRole.Receiver);
-                result = receiver.Run(channel, target, start);
+                result = receiver.Run(channel, target, start, interruption.Token);
             }
+
+            // From here a hosted domain takes SIGINT/SIGTERM as 'domain run' does (stop and persist).
+            interruption.Dispose();
 
             if (parse.GetValue(json))
             {
@@ -106,7 +119,9 @@ internal static class MigrateReceiveCommand
 
             if (!result.Completed)
             {
-                ctx.Error.WriteLine($"xmig: error: {result.Error}");
+                ctx.Error.WriteLine(interruption.Received is not null && !Directory.Exists(target)
+                    ? interruption.Line(result.Error ?? "the migration was cancelled")
+                    : $"xmig: error: {result.Error}");
                 return ExitCode.UsageOrIo;
             }
 

@@ -37,7 +37,7 @@ internal static class RestoreCommand
         {
             input, into, checkpointed, maxMemory, width, guest, heartbeat, backend, json, verbose,
         };
-        command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
+        command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), giveUp: true, interruption =>
         {
             if (!ByteSize.TryParse(parse.GetValue(maxMemory), out var max) || max < GuestPage.Size)
             {
@@ -83,7 +83,18 @@ internal static class RestoreCommand
             }
 
             target ??= Path.Combine(Path.GetTempPath(), $"xmig-restore-{Environment.ProcessId}-{Guid.NewGuid():N}");
-            using var stream = StreamInput.Open(path, decimalIsFd: false);
+            if (!temporary)
+            {
+                EngineCommand.RemoveStaleStaging(ctx, target);
+            }
+
+            // SIGINT/SIGTERM: the read (even of a stalled pipe) ends, and the staging directory is discarded.
+            var staged = target;
+            interruption.OnGiveUp(() => DomainDirectory.DiscardOwn(staged));
+            using var stream = new Xmig.IO.HeartbeatStream(StreamInput.Open(path, decimalIsFd: false), leaveOpen: false)
+            {
+                Cancellation = interruption.Token,
+            };
             var (domain, result) = SimulatedRestore.ToDirectory(stream, target, options);
 
             try

@@ -35,7 +35,7 @@ internal static class SaveCommand
         {
             dir, output, stream, checkpoints, workload, interval, nonLive, seed, toolstack, policy, progress, json, verbose,
         };
-        command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
+        command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), giveUp: true, interruption =>
         {
             var target = parse.GetValue(output)!;
             var toStdout = target == "-";
@@ -97,6 +97,11 @@ internal static class SaveCommand
             SaveResult result;
             long guestWrites;
             var file = toStdout ? null : new FileStream(target, FileMode.Create, FileAccess.Write, FileShare.None, 1);
+            if (file != null)
+            {
+                interruption.OnGiveUp(() => File.Delete(target));
+            }
+
             try
             {
                 var sink = file ?? Xmig.IO.PipeTuning.OpenStandardOutput();
@@ -107,7 +112,7 @@ internal static class SaveCommand
                         engine.Progress = p => ctx.Error.WriteLine(Describe(p));
                     }
 
-                    result = engine.Run();
+                    result = engine.Run(interruption.Token);
                 }
 
                 guestWrites = simulated?.Workload?.PagesWritten ?? 0;

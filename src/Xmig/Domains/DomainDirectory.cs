@@ -71,6 +71,116 @@ internal static class DomainDirectory
         return working;
     }
 
+    /// <summary>A staging directory left beside a target by a run that was killed (SIGKILL), and its pid.</summary>
+    public readonly record struct StaleStaging(string Path, int Pid);
+
+    /// <summary>
+    /// Removes the working directories beside <paramref name="target"/> (<c>.NAME.xmig-PID-GUID</c>) whose process is
+    /// gone: only a SIGKILL (or a crash) leaves one, as every other ending discards it. Directories of a live process
+    /// (another run in progress, or this one) are kept. Returns what was removed, for one line each.
+    /// </summary>
+    public static IReadOnlyList<StaleStaging> RemoveStale(string target)
+    {
+        var full = Path.GetFullPath(target).TrimEnd(Path.DirectorySeparatorChar);
+        var parent = Path.GetDirectoryName(full);
+        if (parent is null || !Directory.Exists(parent))
+        {
+            return [];
+        }
+
+        var prefix = "." + Path.GetFileName(full) + ".xmig-";
+        var removed = new List<StaleStaging>();
+        IEnumerable<string> candidates;
+        try
+        {
+            candidates = Directory.EnumerateDirectories(parent, prefix + "*").ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+
+        foreach (var path in candidates)
+        {
+            // PID-GUID: a decimal pid, a dash, 32 hex digits (the name CreateWorkingDirectory gives).
+            var rest = Path.GetFileName(path)[prefix.Length..];
+            var dash = rest.IndexOf('-', StringComparison.Ordinal);
+            if (dash <= 0 || rest.Length - dash - 1 != 32
+                || !int.TryParse(rest.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+                || !Guid.TryParseExact(rest.AsSpan(dash + 1), "N", out _)
+                || IsAlive(pid))
+            {
+                continue;
+            }
+
+            Discard(path);
+            if (!Directory.Exists(path))
+            {
+                removed.Add(new StaleStaging(path, pid));
+            }
+        }
+
+        return removed;
+    }
+
+    /// <summary>Removes this process's working directories beside <paramref name="target"/> (a run giving up after a signal).</summary>
+    public static void DiscardOwn(string target)
+    {
+        var full = Path.GetFullPath(target).TrimEnd(Path.DirectorySeparatorChar);
+        if (Path.GetDirectoryName(full) is { } parent && Directory.Exists(parent))
+        {
+            var mine = string.Create(CultureInfo.InvariantCulture, $".{Path.GetFileName(full)}.xmig-{Environment.ProcessId}-*");
+            foreach (var path in Directory.EnumerateDirectories(parent, mine).ToList())
+            {
+                Discard(path);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A message about a file in <paramref name="working"/> as the user should read it: about <paramref name="target"/>,
+    /// never the hidden staging name (issue 9 item 5).
+    /// </summary>
+    public static string Unstage(string message, string working, string target) =>
+        message.Replace(working, Path.GetFullPath(target).TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal);
+
+    private static bool IsAlive(int pid)
+    {
+        if (pid == Environment.ProcessId)
+        {
+            return true;
+        }
+
+        if (OperatingSystem.IsLinux())
+        {
+            // A zombie (killed, not yet reaped) counts as gone: state 'Z' after the command name in /proc/PID/stat.
+            try
+            {
+                var stat = File.ReadAllText(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}/stat"));
+                var close = stat.LastIndexOf(')');
+                return !(close > 0 && close + 2 < stat.Length && stat[close + 2] is 'Z' or 'X');
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return e is UnauthorizedAccessException;
+            }
+        }
+
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Renames a finished working directory to <paramref name="target"/>.</summary>
     public static void Commit(string working, string target)
     {
@@ -112,6 +222,19 @@ internal static class DomainDirectory
             Commit(working, target);
             domain.Relocate(Path.GetFullPath(target));
             return domain;
+        }
+        catch (IOException e) when (e.Message.Contains(working, StringComparison.Ordinal))
+        {
+            // Errors name the user's target, never the hidden staging name (issue 9 item 5).
+            domain?.Dispose();
+            Discard(working);
+            throw new IOException(Unstage(e.Message, working, target), e);
+        }
+        catch (InvalidDomainException e) when (e.Message.Contains(working, StringComparison.Ordinal))
+        {
+            domain?.Dispose();
+            Discard(working);
+            throw new InvalidDomainException(target, Unstage(e.Reason, working, target), e);
         }
         catch
         {

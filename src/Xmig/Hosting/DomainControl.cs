@@ -10,8 +10,9 @@ namespace Xmig.Hosting;
 /// </summary>
 /// <remarks>
 /// Requests: <c>status</c> (answer: the status JSON), <c>pause</c>, <c>unpause</c>, <c>stop</c> (persist and exit),
-/// <c>migrate HOST:PORT STREAM [digest]</c> (the host, which owns the domain, migrates it; answer: the migration's
-/// JSON document, after <c>log</c> lines of progress).
+/// <c>migrate HOST:PORT STREAM [digest] [stall=SECONDS]</c> (the host, which owns the domain, migrates it; answer: the
+/// migration's JSON document, after <c>log</c> lines of progress). While it migrates, a <c>cancel</c> line from the
+/// client, or the client going away, cancels the migration (before GO the source runs on).
 /// </remarks>
 internal static class DomainControl
 {
@@ -103,7 +104,8 @@ internal static class DomainControl
     /// Sends <paramref name="request"/> to the host of <paramref name="directory"/> and returns the final line's
     /// text, handing each <c>log</c> line to <paramref name="log"/>. Null when no host answers.
     /// </summary>
-    public static (bool Ok, string Text)? Request(string directory, string request, Action<string>? log = null)
+    /// <remarks>Cancelling <paramref name="cancellationToken"/> sends <c>cancel</c> and still reads the final answer.</remarks>
+    public static (bool Ok, string Text)? Request(string directory, string request, Action<string>? log = null, CancellationToken cancellationToken = default)
     {
         if (!TryConnect(directory, out var socket))
         {
@@ -115,6 +117,16 @@ internal static class DomainControl
         using (var reader = new StreamReader(stream, Encoding.UTF8))
         {
             stream.Write(Encoding.UTF8.GetBytes(request + "\n"));
+            using var cancel = cancellationToken.Register(() =>
+            {
+                try
+                {
+                    socket.Send("cancel\n"u8);
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                {
+                }
+            });
             while (ReadLine(reader) is { } line)
             {
                 if (line.StartsWith("log ", StringComparison.Ordinal))

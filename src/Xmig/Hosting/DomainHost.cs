@@ -61,6 +61,8 @@ internal sealed class DomainHost : IDisposable
     private Socket? _listener;
     private Thread? _accept;
     private HostState _state;
+    private CancellationTokenSource? _migration;
+    private bool _stopAfterMigration;
 
     public DomainHost(SimulatedDomain domain, WorkloadSpec workload, ulong seed, Action<string>? log = null)
     {
@@ -102,14 +104,34 @@ internal sealed class DomainHost : IDisposable
     /// <summary>Blocks until the domain was stopped or migrated away.</summary>
     public void WaitForExit() => _exited.Wait();
 
-    /// <summary>Stops the guest and persists it (the control <c>stop</c>, SIGTERM, Ctrl-C). False when it is migrating.</summary>
-    public bool Stop()
+    /// <summary>
+    /// Stops the guest and persists it (the control <c>stop</c>, SIGTERM, Ctrl-C). False when it is migrating, unless
+    /// <paramref name="cancelMigration"/> (a signal): then the migration is cancelled (before GO the source resumes
+    /// unchanged) and the domain is stopped once it has ended.
+    /// </summary>
+    public bool Stop(bool cancelMigration = false)
     {
         lock (_gate)
         {
             if (_state is HostState.Migrating)
             {
-                return false;
+                if (!cancelMigration || _migration is not { } migration)
+                {
+                    return false;
+                }
+
+                _stopAfterMigration = true;
+                _ = Task.Run(() =>
+                {
+                    try
+                    {
+                        migration.Cancel();
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                    }
+                });
+                return true;
             }
 
             if (_state is HostState.Stopped or HostState.MigratedAway)
@@ -224,10 +246,10 @@ internal sealed class DomainHost : IDisposable
             }
 
             string? request;
+            using var reader = new StreamReader(stream, Encoding.UTF8, leaveOpen: true);
             try
             {
                 client.ReceiveTimeout = 10_000;
-                using var reader = new StreamReader(stream, Encoding.UTF8, leaveOpen: true);
                 request = DomainControl.ReadLine(reader);
             }
             catch (IOException)
@@ -260,7 +282,7 @@ internal sealed class DomainHost : IDisposable
                         break;
                     }
 
-                    Migrate(words[1], words[2], words.Contains("digest"), settings, Reply);
+                    Migrate(words[1], words[2], words.Contains("digest"), StallWord(words), settings, Reply, client, reader);
                     break;
                 default:
                     Reply($"error unknown request \"{request}\" (status, pause, unpause, stop, migrate HOST:PORT STREAM)");
@@ -292,7 +314,41 @@ internal sealed class DomainHost : IDisposable
         }
     }
 
-    private void Migrate(string target, string stream, bool digest, MigrationSettings settings, Action<string> reply)
+    /// <summary>
+    /// Cancels <paramref name="cancel"/> when the client of a migration says <c>cancel</c> (its SIGINT or SIGTERM) or
+    /// goes away (killed): the migrating process is gone, so the migration is abandoned before GO and the source runs on.
+    /// </summary>
+    private static Task WatchClient(Socket client, StreamReader reader, CancellationTokenSource cancel) => Task.Run(() =>
+    {
+        try
+        {
+            client.ReceiveTimeout = 0;
+            while (DomainControl.ReadLine(reader) is { } line && line != "cancel")
+            {
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+        }
+
+        try
+        {
+            cancel.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    });
+
+    /// <summary>The <c>stall=SECONDS</c> word of a migrate request (<c>xmig migrate --stall-timeout</c>), if any.</summary>
+    private static TimeSpan? StallWord(string[] words) =>
+        words.FirstOrDefault(w => w.StartsWith("stall=", StringComparison.Ordinal)) is { } word
+        && double.TryParse(word.AsSpan(6), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
+        && seconds > 0
+            ? TimeSpan.FromSeconds(seconds)
+            : null;
+
+    private void Migrate(string target, string stream, bool digest, TimeSpan? stall, MigrationSettings settings, Action<string> reply, Socket client, StreamReader reader)
     {
         if (!ChannelEndpoint.TryParse(target, out var host, out var port, out var problem))
         {
@@ -325,26 +381,44 @@ internal sealed class DomainHost : IDisposable
             _state = HostState.Migrating;
         }
 
+        using var cancel = new CancellationTokenSource();
+        lock (_gate)
+        {
+            _migration = cancel;
+        }
+
+        var watcher = WatchClient(client, reader, cancel);
         MigrationSendResult result;
         try
         {
             using var socket = ChannelEndpoint.Connect(host, port, TimeSpan.FromSeconds(30));
             using var network = new NetworkStream(socket, ownsSocket: false);
             using var channel = new XlMigrationChannel(network, network, XlChannelRole.Sender);
+            if (stall is { } bound)
+            {
+                options = options with { StallTimeout = bound };
+            }
+
             var sender = new MigrationSender(_domain, options, line => reply("log " + line))
             {
                 Round = round => reply("log " + MigrationRoundLine.Format(round)),
             };
-            result = sender.Run(channel);
+            result = sender.Run(channel, cancel.Token);
         }
         catch (IOException e)
         {
             lock (_gate)
             {
                 _state = before;
+                _migration = null;
             }
 
             reply("error " + MigrationSendReport.From(new MigrationSendResult { Error = e.Message, FailedAt = "connect", SourceDirectory = _domain.Directory }, stream, _workload.ToString()).ToJson());
+            if (_stopAfterMigration)
+            {
+                Stop();
+            }
+
             return;
         }
 
@@ -354,6 +428,7 @@ internal sealed class DomainHost : IDisposable
             lock (_gate)
             {
                 _state = HostState.MigratedAway;
+                _migration = null;
             }
 
             reply("ok " + report);
@@ -361,13 +436,21 @@ internal sealed class DomainHost : IDisposable
             return;
         }
 
+        bool stop;
         lock (_gate)
         {
             // Before GO the sender resumed the guest; "undefined" leaves it paused, as xl does.
             _state = result.Source == SourceState.Running ? HostState.Running : HostState.Paused;
+            _migration = null;
+            stop = _stopAfterMigration;
         }
 
         reply("error " + report);
+        _ = watcher;
+        if (stop)
+        {
+            Stop();
+        }
     }
 
     internal static bool TryParseStream(string text, out SaveStreamKind kind)

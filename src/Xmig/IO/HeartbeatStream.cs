@@ -51,6 +51,16 @@ public sealed partial class HeartbeatStream : Stream
     /// <summary>Bound on every wait for the next octet; null waits indefinitely. Ignored for a regular file.</summary>
     public TimeSpan? Heartbeat { get; set; }
 
+    /// <summary>
+    /// Ends every read, and every wait for the next octet of a pipe or socket, with
+    /// <see cref="OperationCanceledException"/> once cancelled (SIGINT, SIGTERM): a stalled input cannot hold a
+    /// cancelled restore. Waits are polled in slices of <see cref="CancelSlice"/> while it can be cancelled.
+    /// </summary>
+    public CancellationToken Cancellation { get; set; }
+
+    /// <summary>How often a wait looks at <see cref="Cancellation"/>.</summary>
+    internal static readonly TimeSpan CancelSlice = TimeSpan.FromMilliseconds(100);
+
     /// <summary>True for a seekable source (a regular file, memory): its end is known and it never times out.</summary>
     public bool IsRegularFile { get; }
 
@@ -83,10 +93,16 @@ public sealed partial class HeartbeatStream : Stream
             return 0;
         }
 
+        Cancellation.ThrowIfCancellationRequested();
         int n;
         if (!IsRegularFile && Heartbeat is { } heartbeat)
         {
             n = ReadBounded(buffer, heartbeat);
+        }
+        else if (!IsRegularFile && Cancellation.CanBeCanceled && CanPoll)
+        {
+            WaitUntilReadable(null);
+            n = _inner.Read(buffer);
         }
         else
         {
@@ -124,20 +140,9 @@ public sealed partial class HeartbeatStream : Stream
     private int ReadBounded(Span<byte> buffer, TimeSpan heartbeat)
     {
         var ms = (int)Math.Clamp(heartbeat.TotalMilliseconds, 1, int.MaxValue);
-        if (_socket is not null)
+        if (CanPoll)
         {
-            // True when data is waiting, or the peer closed or reset the connection (the read then says which).
-            if (!_socket.Poll(ms > int.MaxValue / 1000 ? -1 : ms * 1000, SelectMode.SelectRead))
-            {
-                throw new HeartbeatTimeoutException(heartbeat);
-            }
-
-            return _inner.Read(buffer);
-        }
-
-        if (_fd is not null && !_fd.IsInvalid && (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()))
-        {
-            WaitReadable((int)_fd.DangerousGetHandle(), ms, heartbeat);
+            WaitUntilReadable(heartbeat);
             return _inner.Read(buffer);
         }
 
@@ -163,31 +168,53 @@ public sealed partial class HeartbeatStream : Stream
         return _inner.Read(buffer);
     }
 
-    // poll(2) for readability; EOF, a hang-up or an error count as readable (the read reports them).
-    private static void WaitReadable(int fd, int ms, TimeSpan heartbeat)
+    /// <summary>True when a wait can be bounded here: a socket, or a file descriptor on Linux or macOS.</summary>
+    private bool CanPoll => _socket is not null
+        || (_fd is not null && !_fd.IsInvalid && (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()));
+
+    /// <summary>
+    /// Waits until the input is readable (data, EOF, a hang-up or an error: the read reports which), for at most
+    /// <paramref name="bound"/> (null: no bound), looking at <see cref="Cancellation"/> every <see cref="CancelSlice"/>.
+    /// </summary>
+    private void WaitUntilReadable(TimeSpan? bound)
     {
-        var deadline = Environment.TickCount64 + ms;
+        var deadline = bound is { } b ? Environment.TickCount64 + (long)Math.Clamp(b.TotalMilliseconds, 1, int.MaxValue) : long.MaxValue;
+        var cancellable = Cancellation.CanBeCanceled;
         while (true)
         {
-            var poll = new PollFd { Fd = fd, Events = PollIn };
-            var left = (int)Math.Max(0, deadline - Environment.TickCount64);
-            var result = Poll(ref poll, 1, left);
-            if (result > 0)
+            Cancellation.ThrowIfCancellationRequested();
+            var left = deadline == long.MaxValue ? int.MaxValue : (int)Math.Max(0, deadline - Environment.TickCount64);
+            var slice = cancellable ? Math.Min(left, (int)CancelSlice.TotalMilliseconds) : left;
+            if (deadline == long.MaxValue && !cancellable)
+            {
+                slice = -1;
+            }
+
+            if (PollReadable(slice))
             {
                 return;
             }
 
-            if (result == 0)
+            if (deadline != long.MaxValue && Environment.TickCount64 >= deadline)
             {
-                throw new HeartbeatTimeoutException(heartbeat);
-            }
-
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno != Eintr)
-            {
-                return; // let the read report the problem
+                throw new HeartbeatTimeoutException(bound!.Value);
             }
         }
+    }
+
+    /// <summary>One wait of at most <paramref name="ms"/> (-1: indefinitely); true when a read would not block.</summary>
+    private bool PollReadable(int ms)
+    {
+        if (_socket is not null)
+        {
+            // True when data is waiting, or the peer closed or reset the connection (the read then says which).
+            return _socket.Poll(ms < 0 ? -1 : (ms > int.MaxValue / 1000 ? int.MaxValue : ms * 1000), SelectMode.SelectRead);
+        }
+
+        // poll(2); EINTR waits again (the caller re-checks the deadline), another error lets the read report it.
+        var poll = new PollFd { Fd = (int)_fd!.DangerousGetHandle(), Events = PollIn };
+        var result = Poll(ref poll, 1, ms);
+        return result > 0 || (result < 0 && Marshal.GetLastPInvokeError() != Eintr);
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -23,6 +23,13 @@ internal sealed record MigrationSendOptions
 
     /// <summary>Octets per second the channel is held to (<c>--max-bandwidth</c>); null: unlimited.</summary>
     public long? MaxBandwidth { get; init; }
+
+    /// <summary>
+    /// Bound on any single wait for the receiver before GO (<c>--stall-timeout</c>): a write of the stream that the
+    /// receiver does not take (a socket's send timeout), and the banner and "ready to unpause" waits (each the smaller
+    /// of its own timeout and this).
+    /// </summary>
+    public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }
 
 /// <summary>
@@ -108,7 +115,7 @@ internal sealed record MigrationReceiveOptions
     /// <summary>Bound on any single wait for the sender's next octets while the stream arrives (a stalled sender).</summary>
     public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>How long to wait for GO after "ready to unpause".</summary>
+    /// <summary>How long to wait for GO after "ready to unpause" (at most <see cref="StallTimeout"/>).</summary>
     public TimeSpan GoTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Legacy checkpointed reading (<c>--checkpointed yes</c>): Xen's heartbeat.</summary>

@@ -32,7 +32,11 @@ internal sealed class MigrationReceiver(MigrationReceiveOptions options, Action<
     /// <paramref name="start"/> starts the domain (unpause, or host it); an exception from it is the startup failure
     /// reported with a non-zero status. The domain passed to <paramref name="start"/> is owned by the caller from then on.
     /// </summary>
-    public MigrationReceiveResult Run(XlMigrationChannel channel, string into, Action<SimulatedDomain>? start = null)
+    /// <remarks>
+    /// Cancelling <paramref name="cancellationToken"/> (SIGINT, SIGTERM) before GO aborts the channel and fails as
+    /// any failure before GO does: nothing is kept, and the sender resumes its copy. From GO on it is ignored.
+    /// </remarks>
+    public MigrationReceiveResult Run(XlMigrationChannel channel, string into, Action<SimulatedDomain>? start = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(channel);
         ArgumentNullException.ThrowIfNull(into);
@@ -62,6 +66,7 @@ internal sealed class MigrationReceiver(MigrationReceiveOptions options, Action<
         };
 
         // ---- before GO: nothing may be left behind ----
+        var abort = channel.AbortOn(cancellationToken);
         try
         {
             working = DomainDirectory.CreateWorkingDirectory(into);
@@ -94,8 +99,11 @@ internal sealed class MigrationReceiver(MigrationReceiveOptions options, Action<
                 });
             try
             {
-                restored = engine.Run(channel.Input);
+                restored = engine.Run(new Xmig.IO.HeartbeatStream(channel.Input) { Cancellation = cancellationToken });
                 domain = (SimulatedDomain)engine.Domain!;
+
+                // An aborted channel reads as its end: never take that for a complete (or failed-over) stream.
+                cancellationToken.ThrowIfCancellationRequested();
             }
             catch
             {
@@ -128,10 +136,11 @@ internal sealed class MigrationReceiver(MigrationReceiveOptions options, Action<
             }
 
             step = "go";
-            channel.ExpectPermissionToGo(options.GoTimeout);
+            channel.ExpectPermissionToGo(options.StallTimeout < options.GoTimeout ? options.StallTimeout : options.GoTimeout);
         }
         catch (Exception e)
         {
+            abort.Dispose();
             domain?.Dispose();
             if (working != null)
             {
@@ -139,8 +148,13 @@ internal sealed class MigrationReceiver(MigrationReceiveOptions options, Action<
             }
 
             log?.Invoke("migration target: Domain creation failed; nothing kept.");
-            return Result(false, e.Message);
+            return Result(false, cancellationToken.IsCancellationRequested
+                ? $"the migration was cancelled during the {step} step; nothing was kept"
+                : working is null ? e.Message : DomainDirectory.Unstage(e.Message, working, into));
         }
+
+        // From GO on a signal no longer abandons the domain (the xl resume path).
+        abort.Dispose();
 
         // ---- after GO: the xl resume path ----
         log?.Invoke("migration target: Got permission, starting domain.");

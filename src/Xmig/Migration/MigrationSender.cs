@@ -32,7 +32,13 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
     /// <summary>Called as each memory pass ends, on the saving thread: the feed of the per-round lines (<see cref="MigrationRoundLine"/>) or a live display.</summary>
     public Action<SaveRound>? Round { get; set; }
 
-    public MigrationSendResult Run(XlMigrationChannel channel)
+
+    /// <summary>
+    /// Runs one migration over <paramref name="channel"/>. Cancelling <paramref name="cancellationToken"/> (SIGINT,
+    /// SIGTERM) before GO abandons it as any failure does: the channel is aborted (a blocked write or read ends), the
+    /// save is abandoned and the source resumes, its directory unchanged. From GO on it is ignored (the xl resume path).
+    /// </summary>
+    public MigrationSendResult Run(XlMigrationChannel channel, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(channel);
         var clock = Stopwatch.StartNew();
@@ -76,6 +82,8 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
         };
 
         // ---- before GO: every failure resumes the source where it was ----
+        var abort = channel.AbortOn(cancellationToken);
+        channel.WriteTimeout = options.StallTimeout;
         try
         {
             if (Directory.Exists(away) || File.Exists(away))
@@ -84,7 +92,7 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
             }
 
             step = "banner";
-            channel.ExpectBanner(options.BannerTimeout);
+            channel.ExpectBanner(Bounded(options.BannerTimeout));
 
             step = "stream";
             if (save0.Kind != SaveStreamKind.Xl)
@@ -110,12 +118,12 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
                     rounds.Add(round);
                     Round?.Invoke(round);
                 };
-                save = engine.Run();
+                save = engine.Run(cancellationToken);
             }
 
             output.Flush();
             step = "ready";
-            channel.ExpectReady(ReadyTimeout(clock.Elapsed));
+            channel.ExpectReady(Bounded(ReadyTimeout(clock.Elapsed)));
             downtimeMs = clock.Elapsed.TotalMilliseconds - (pausedMs ?? clock.Elapsed.TotalMilliseconds);
             if (options.Digest)
             {
@@ -134,13 +142,18 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
         }
         catch (Exception e)
         {
+            abort.Dispose();
             Resume();
-            digest?.Wait();
+            digest?.Wait(CancellationToken.None);
             log?.Invoke("migration sender: Migration failed, resuming at sender.");
-            return Result(false, SourceState.Running, Describe(step, e));
+            return Result(false, SourceState.Running, cancellationToken.IsCancellationRequested
+                ? $"the migration was cancelled during the {step} step; nothing was handed over"
+                : Describe(step, e, options.StallTimeout));
         }
 
-        digest?.Wait();
+        // From GO on a signal no longer abandons the migration.
+        abort.Dispose();
+        digest?.Wait(CancellationToken.None);
 
         // ---- the point of no return ----
         log?.Invoke("migration sender: Giving target permission to start.");
@@ -216,12 +229,17 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
         }
     }
 
-    private static string Describe(string step, Exception e) => e switch
+    private static string Describe(string step, Exception e, TimeSpan stall) => e switch
     {
         XlChannelException => e.Message,
+        IOException { InnerException: System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.TimedOut or System.Net.Sockets.SocketError.WouldBlock } } when step == "stream" =>
+            string.Create(CultureInfo.InvariantCulture, $"while sending the stream: the migration receiver stopped reading (nothing could be written for {stall.TotalSeconds:0.###} s, the stall timeout)"),
         _ when step == "stream" => $"while sending the stream: {e.Message}",
         _ => e.Message,
     };
+
+    /// <summary>A wait for the receiver, bounded by the stall timeout too.</summary>
+    private TimeSpan Bounded(TimeSpan wait) => options.StallTimeout < wait ? options.StallTimeout : wait;
 
     /// <summary>xl's message 2 preamble for the kinds whose save does not write it (legacy §3.1, v2 §5).</summary>
     private void WriteXlHeader(Stream output, SaveOptions save)

@@ -57,7 +57,8 @@ internal static class ChannelEndpoint
     /// bound), tells <paramref name="bound"/> the address, accepts one connection and stops listening, so one
     /// migration is taken at a time.
     /// </summary>
-    public static Socket AcceptOne(string address, int port, Action<IPEndPoint> bound, TimeSpan timeout)
+    /// <remarks>Cancelling <paramref name="cancellationToken"/> (a signal) stops waiting with <see cref="OperationCanceledException"/>.</remarks>
+    public static Socket AcceptOne(string address, int port, Action<IPEndPoint> bound, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         if (!IPAddress.TryParse(address, out var ip))
         {
@@ -76,14 +77,15 @@ internal static class ChannelEndpoint
 
         listener.Listen(1);
         bound((IPEndPoint)listener.LocalEndPoint!);
-        using var cts = new CancellationTokenSource(timeout);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout);
         try
         {
             var socket = listener.AcceptAsync(cts.Token).AsTask().GetAwaiter().GetResult();
             socket.NoDelay = true;
             return socket;
         }
-        catch (OperationCanceledException e)
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
             throw new IOException($"no migration sender connected to {address}:{port} within {timeout.TotalSeconds:0.#} s", e);
         }

@@ -35,6 +35,16 @@ internal sealed class ChannelInputStream : Stream
     /// <summary>Octets already read from the peer and not yet consumed (never waits).</summary>
     public ReadOnlySpan<byte> Buffered => _buffer.AsSpan(_start, _end - _start);
 
+    /// <summary>
+    /// Ends a wait for the peer with <see cref="OperationCanceledException"/> once cancelled. A socket is unblocked by
+    /// <see cref="XlMigrationChannel.AbortOn"/> (it shuts the socket down); a pipe is read through the pending read, so
+    /// the wait itself can end.
+    /// </summary>
+    public CancellationToken Cancellation { get; set; }
+
+    /// <summary>The stream read from.</summary>
+    internal Stream Inner => _inner;
+
     /// <summary>Octets handed to readers so far.</summary>
     public long Consumed => _consumed;
 
@@ -79,7 +89,7 @@ internal sealed class ChannelInputStream : Stream
 
         if (_end == _start && !_eof)
         {
-            if (_pending is null && (_native || _timeout == Timeout.Infinite) && destination.Length >= 4096)
+            if (_pending is null && (_native || (_timeout == Timeout.Infinite && !Cancellation.CanBeCanceled)) && destination.Length >= 4096)
             {
                 var direct = ReadDirect(destination);
                 _consumed += direct;
@@ -163,7 +173,7 @@ internal sealed class ChannelInputStream : Stream
         else
         {
             _pending ??= _inner.ReadAsync(_buffer, _end, _buffer.Length - _end);
-            if (!_pending.Wait(_timeout))
+            if (!_pending.Wait(_timeout, Cancellation))
             {
                 throw TimedOut(null);
             }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net.Sockets;
 using System.Text;
 
 namespace Xmig.Transport;
@@ -103,6 +104,50 @@ internal sealed class XlMigrationChannel : IDisposable
 
     /// <summary>Message 6 (sender), after a non-zero status: the receiver destroyed its copy.</summary>
     public void ExpectPermissionToResume(TimeSpan timeout) => Expect(XlMigrationMessages.PermissionToGo, XlMigrationMessages.ResumeName, timeout);
+
+    /// <summary>
+    /// Bound on a blocked write to the peer (a receiver that stopped reading): set on a socket's send timeout. Streams
+    /// that cannot time out (pipes) are not bounded.
+    /// </summary>
+    public TimeSpan WriteTimeout
+    {
+        set
+        {
+            if (_output is NetworkStream network)
+            {
+                network.WriteTimeout = value == Timeout.InfiniteTimeSpan ? Timeout.Infinite : (int)Math.Clamp(value.TotalMilliseconds, 1, int.MaxValue);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Until the returned registration is disposed, cancelling <paramref name="cancellationToken"/> aborts the channel:
+    /// its sockets are shut down (which ends a read or write blocked on them) and a wait on a pipe ends. Reads then fail
+    /// with <see cref="OperationCanceledException"/> or an I/O error; the caller looks at the token to say why.
+    /// </summary>
+    public IDisposable AbortOn(CancellationToken cancellationToken)
+    {
+        Input.Cancellation = cancellationToken;
+        return new Aborting(this, cancellationToken.Register(Abort));
+    }
+
+    /// <summary>Shuts the channel's sockets down (both ways); never throws.</summary>
+    public void Abort()
+    {
+        foreach (var stream in new[] { Input.Inner, _output })
+        {
+            if (stream is NetworkStream network)
+            {
+                try
+                {
+                    network.Socket.Shutdown(SocketShutdown.Both);
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                {
+                }
+            }
+        }
+    }
 
     /// <summary>Flushes what this end wrote.</summary>
     public void Flush() => _output.Flush();
@@ -215,4 +260,14 @@ internal sealed class XlMigrationChannel : IDisposable
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The scope of <see cref="AbortOn"/>: once disposed, cancellation no longer touches the channel.</summary>
+    private sealed class Aborting(XlMigrationChannel channel, CancellationTokenRegistration registration) : IDisposable
+    {
+        public void Dispose()
+        {
+            registration.Dispose();
+            channel.Input.Cancellation = default;
+        }
+    }
 }
