@@ -27,10 +27,11 @@ internal static class MigrateCommand
         var seed = new Option<ulong>("--seed") { Description = "Workload seed.", DefaultValueFactory = _ => 1 };
         var keep = new Option<bool>("--keep-source") { Description = "After success keep the source as DIR--migratedaway instead of destroying it." };
         var json = new Option<bool>("--json") { Description = "Print one JSON document (QEMU query-migrate names: status, total-time, setup-time, downtime, transferred, mbps, ...)." };
+        var report = new Option<string?>("--report") { Description = "Also write FILE.html: one self-contained page with the rounds as charts, the downtime, the policy and the figures.", HelpName = "FILE.html" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
         var command = new Command("migrate", "Live-migrate a domain over xl's migration channel (as 'xl migrate').")
         {
-            dir, target, stream, workload, seed, keep, json, verbose,
+            dir, target, stream, workload, seed, keep, json, report, verbose,
         };
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), () =>
         {
@@ -41,6 +42,11 @@ internal static class MigrateCommand
             if (stdio && parse.GetValue(json))
             {
                 return EngineCommand.Usage(ctx, "--json needs HOST:PORT (standard output carries the channel)");
+            }
+
+            if (parse.GetValue(report) is { } page && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(page))))
+            {
+                return EngineCommand.Usage(ctx, $"--report {page}: its directory does not exist");
             }
 
             if (!WorkloadSpec.TryParse(parse.GetValue(workload), out var spec, out var problem))
@@ -90,7 +96,7 @@ internal static class MigrateCommand
                     return ExitCode.UsageOrIo;
                 }
 
-                return Finish(ctx, hosted, parse.GetValue(json));
+                return Finish(ctx, hosted, parse.GetValue(json), parse.GetValue(report));
             }
 
             using var domain = SimulatedDomain.Open(path, writable: true);
@@ -115,7 +121,7 @@ internal static class MigrateCommand
                     catch (IOException e)
                     {
                         result = new MigrationSendResult { Error = e.Message, FailedAt = "connect", Source = SourceState.Running, SourceDirectory = domain.Directory };
-                        return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json));
+                        return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json), parse.GetValue(report));
                     }
 
                     using (socket)
@@ -138,12 +144,12 @@ internal static class MigrateCommand
                 Directory.Delete(result.SourceDirectory, recursive: true);
             }
 
-            return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json));
+            return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json), parse.GetValue(report));
         }));
         return command;
     }
 
-    private static ExitCode Finish(CliContext ctx, MigrationSendReport report, bool json)
+    private static ExitCode Finish(CliContext ctx, MigrationSendReport report, bool json, string? reportPage)
     {
         if (json)
         {
@@ -155,9 +161,18 @@ internal static class MigrateCommand
                 $"migrated ({report.Stream}): {report.Transferred} octets in {report.TotalTime:0.#} ms, downtime {report.Downtime:0.#} ms, {report.DirtySyncCount} passes, {report.Mbps:0.#} Mbit/s"));
         }
 
+        // The page describes a failed migration too; a page that cannot be written is one line after the migration's.
+        var problem = "";
+        var written = reportPage is null || Reporting.MigrationReportPage.TryWrite(reportPage, report, out problem);
         if (report.Status != "completed")
         {
             ctx.Error.WriteLine($"xmig: error: {report.Error} (source {report.Source.State})");
+            return ExitCode.UsageOrIo;
+        }
+
+        if (!written)
+        {
+            ctx.Error.WriteLine($"xmig: error: --report {reportPage}: {problem}");
             return ExitCode.UsageOrIo;
         }
 
