@@ -6,6 +6,7 @@ namespace Xmig.Cli.Reporting;
 /// <summary>
 /// The rounds of a migration as SVG charts, drawn with ScottPlot (through SkiaSharp's SVG canvas). Each chart is
 /// one <c>&lt;svg&gt;</c> element, ready to be placed inline in a page: nothing in it refers to a file or a URL.
+/// Lines are solid and told apart by colour: Skia's SVG canvas has no path effects (dashes), and says so on stderr.
 /// </summary>
 internal static class MigrationCharts
 {
@@ -68,14 +69,13 @@ internal static class MigrationCharts
         expected.Color = Dirty;
         expected.LineWidth = 2;
         expected.MarkerSize = 7;
-        expected.LinePattern = LinePattern.Dashed;
         expected.LegendText = "expected downtime (ms)";
         expected.Axes.YAxis = plot.Axes.Right;
         plot.Axes.Right.Label.Text = "ms";
 
         if (downtimeLimit is { } limit)
         {
-            var line = plot.Add.HorizontalLine(limit, 2, Limit, LinePattern.Dotted);
+            var line = plot.Add.HorizontalLine(limit, 2, Limit);
             line.Axes.YAxis = plot.Axes.Right;
             line.LegendText = $"downtime limit {limit:0.#} ms";
         }
