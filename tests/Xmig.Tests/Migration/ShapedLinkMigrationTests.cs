@@ -57,7 +57,12 @@ public class ShapedLinkMigrationTests
             using var sender = ShapedLink.Start(link.Source, false, ["migrate", tmp["src"], $"{link.DestinationAddress}:{Port}", "--json", .. senderArgs]);
             var senderOut = sender.StandardOutput.ReadToEndAsync();
             var senderErr = sender.StandardError.ReadToEndAsync();
-            Assert.True(sender.WaitForExit(Bound), "the sender did not finish over the shaped link");
+            if (!sender.WaitForExit(Bound))
+            {
+                sender.Kill(entireProcessTree: true);
+                Assert.Fail("the sender did not finish over the shaped link");
+            }
+
             Assert.True(receiver.WaitForExit(Bound), "the receiver did not finish over the shaped link");
             sender.WaitForExit();
             receiver.WaitForExit();
