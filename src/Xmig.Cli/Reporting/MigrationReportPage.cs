@@ -59,7 +59,7 @@ internal static class MigrationReportPage
         {
             page.Append("<tr><th>");
             Text(page, name);
-            page.Append("</th><td>");
+            page.Append(name.EndsWith("sha256", StringComparison.Ordinal) ? "</th><td class=\"digest\">" : "</th><td>");
             Text(page, value);
             page.Append("</td></tr>\n");
         }
