@@ -16,5 +16,6 @@ internal static class CommandCatalog
         yield return RestoreCommand.Create(ctx);
         yield return MigrateCommand.Create(ctx);
         yield return MigrateReceiveCommand.Create(ctx);
+        yield return ReportCommand.Create(ctx);
     }
 }

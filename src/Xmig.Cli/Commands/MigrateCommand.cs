@@ -29,6 +29,7 @@ internal static class MigrateCommand
         var keep = new Option<bool>("--keep-source") { Description = "After success keep the source as DIR--migratedaway instead of destroying it." };
         var json = new Option<bool>("--json") { Description = "Print one JSON document (QEMU query-migrate names: status, total-time, setup-time, downtime, transferred, mbps, ...)." };
         var stall = new Option<double>("--stall-timeout") { Description = "Seconds a blocked write to the receiver, or a wait for its banner or \"ready\", may last before the migration is abandoned (the source runs on).", DefaultValueFactory = _ => 60 };
+        var report = new Option<string?>("--report") { Description = "Also write FILE.html: one self-contained page with the rounds as charts, the downtime, the policy and the figures.", HelpName = "FILE.html" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No per-round lines or live table on stderr." };
         var policy = new Option<string>("--policy") { Description = "When pre-copy stops: downtime (default: once the dirty set fits --downtime-limit at the measured bandwidth, as QEMU), xen (at most 5 passes, below 50 dirty pages), xen-legacy (29 passes, 3x memory, 50 pages).", DefaultValueFactory = _ => "downtime" };
@@ -44,7 +45,7 @@ internal static class MigrateCommand
         var throttleIncrement = new Option<int?>("--cpu-throttle-increment") { Description = "With --auto-converge: each later step in percent (default 10).", HelpName = "PCT" };
         var command = new Command("migrate", "Live-migrate a domain over xl's migration channel (as 'xl migrate'). SIGINT or SIGTERM before the receiver is cleared to unpause abandons it: the source runs on, unchanged.")
         {
-            dir, target, stream, workload, seed, keep, stall, json, verbose, quiet,
+            dir, target, stream, workload, seed, keep, stall, json, report, verbose, quiet,
             policy, downtimeLimit, maxIterations, timeout, onTimeout, maxBandwidth, autoConverge, throttleInitial, throttleIncrement,
         };
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), giveUp: false, interruption =>
@@ -56,6 +57,11 @@ internal static class MigrateCommand
             if (stdio && parse.GetValue(json))
             {
                 return EngineCommand.Usage(ctx, "--json needs HOST:PORT (standard output carries the channel)");
+            }
+
+            if (parse.GetValue(report) is { } page && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(page))))
+            {
+                return EngineCommand.Usage(ctx, $"--report {page}: its directory does not exist");
             }
 
             if (!WorkloadSpec.TryParse(parse.GetValue(workload), out var spec, out var problem))
@@ -124,7 +130,7 @@ internal static class MigrateCommand
                     return ExitCode.UsageOrIo;
                 }
 
-                return Finish(ctx, hosted, parse.GetValue(json), interruption);
+                return Finish(ctx, hosted, parse.GetValue(json), interruption, parse.GetValue(report));
             }
 
             using var domain = SimulatedDomain.Open(path, writable: true);
@@ -157,7 +163,7 @@ internal static class MigrateCommand
                     catch (IOException e)
                     {
                         result = new MigrationSendResult { Error = e.Message, FailedAt = "connect", Source = SourceState.Running, SourceDirectory = domain.Directory };
-                        return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json), interruption);
+                        return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json), interruption, parse.GetValue(report));
                     }
 
                     using (socket)
@@ -180,7 +186,7 @@ internal static class MigrateCommand
                 Directory.Delete(result.SourceDirectory, recursive: true);
             }
 
-            return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json), interruption);
+            return Finish(ctx, MigrationSendReport.From(result, kindName, spec.ToString()), parse.GetValue(json), interruption, parse.GetValue(report));
         }));
         return command;
     }
@@ -275,7 +281,7 @@ internal static class MigrateCommand
         };
     }
 
-    private static ExitCode Finish(CliContext ctx, MigrationSendReport report, bool json, Interruption interruption)
+    private static ExitCode Finish(CliContext ctx, MigrationSendReport report, bool json, Interruption interruption, string? reportPage)
     {
         interruption.End();
         if (json)
@@ -289,11 +295,20 @@ internal static class MigrateCommand
                 $"migrated ({report.Stream}, policy {report.Policy}, stopped: {report.StopReason ?? "-"}): {report.Transferred} octets in {report.TotalTime:0.#} ms, downtime {report.Downtime:0.#} ms, {report.DirtySyncCount} passes, {report.Mbps:0.#} Mbit/s{throttle}"));
         }
 
+        // The page describes a failed migration too; a page that cannot be written is one line after the migration's.
+        var problem = "";
+        var written = reportPage is null || Reporting.MigrationReportPage.TryWrite(reportPage, report, out problem);
         if (report.Status != "completed")
         {
             ctx.Error.WriteLine(interruption.Received is not null && report.Source.State == "running"
                 ? interruption.Line($"{report.Error} (source {report.Source.State})")
                 : $"xmig: error: {report.Error} (source {report.Source.State})");
+            return ExitCode.UsageOrIo;
+        }
+
+        if (!written)
+        {
+            ctx.Error.WriteLine($"xmig: error: --report {reportPage}: {problem}");
             return ExitCode.UsageOrIo;
         }
 
