@@ -372,7 +372,8 @@ internal sealed class DomainHost : IDisposable
             _migration = cancel;
         }
 
-        var watcher = WatchClient(client, reader, cancel);
+        // Ends when the client closes (after the answer, Serve disposes the connection); a late cancel is harmless.
+        _ = WatchClient(client, reader, cancel);
         MigrationSendResult result;
         try
         {
@@ -429,7 +430,6 @@ internal sealed class DomainHost : IDisposable
         }
 
         reply("error " + report);
-        _ = watcher;
         if (stop)
         {
             Stop();
