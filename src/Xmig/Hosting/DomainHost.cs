@@ -387,7 +387,8 @@ internal sealed class DomainHost : IDisposable
             _migration = cancel;
         }
 
-        var watcher = WatchClient(client, reader, cancel);
+        // Ends when the client closes (after the answer, Serve disposes the connection); a late cancel is harmless.
+        _ = WatchClient(client, reader, cancel);
         MigrationSendResult result;
         try
         {
@@ -446,7 +447,6 @@ internal sealed class DomainHost : IDisposable
         }
 
         reply("error " + report);
-        _ = watcher;
         if (stop)
         {
             Stop();
