@@ -93,11 +93,7 @@ public class ShapedLinkMigrationTests
         Assert.Equal(atPause, digest.Split(' ')[0]);
     }
 
-    /// <summary>
-    /// <c>--policy xen</c> where <c>migrate</c> has the option; before it had, Xen's policy was the only one.
-    /// </summary>
-    private static readonly string[] XenPolicy =
-        DomainTestSupport.Cli("migrate", "--help").Out.Contains("--policy", StringComparison.Ordinal) ? ["--policy", "xen"] : [];
+    private static readonly string[] XenPolicy = ["--policy", "xen"];
 
     private static double Downtime(Migration m) => m.Sent.GetProperty("downtime").GetDouble();
 
@@ -163,5 +159,45 @@ public class ShapedLinkMigrationTests
         Assert.True(downtime > idleDowntime, $"downtime {downtime} ms under load, {idleDowntime} ms idle ({link.Shaping})");
         Assert.True(downtime >= 0.8 * carry, $"downtime {downtime} ms, but {leftAtPause} pages take {carry:0} ms over {link.Shaping}");
         Assert.True(downtime > 500, $"downtime {downtime} ms for {leftAtPause} pages over {link.Shaping}");
+    }
+
+    [ShapedLinkFact]
+    public void DowntimePolicy_WithAutoConverge_ConvergesWhereXensPolicyCouldNot()
+    {
+        using var link = ShapedLink.Create();
+        using var tmp = new TempDirectory();
+        Create(tmp, "32MiB");
+
+        // The workload of the test above, five times what the link carries: only a throttled guest lets the dirty set
+        // shrink below what the link sends within the 300 ms limit.
+        var m = Migrate(link, tmp, "--workload", "hotset:8MiB:64", "--policy", "downtime", "--auto-converge");
+
+        AssertArrivedWithTheSourceDigest(m, tmp);
+        var s = m.Sent;
+        Console.WriteLine($"shaped link ({link.Shaping}): hotset:8MiB:64 under downtime + auto-converge: {s}");
+        Assert.Equal("converged", s.GetProperty("stop-reason").GetString());
+        Assert.True(s.GetProperty("cpu-throttle-percentage").GetInt32() >= 20, "the guest was never throttled");
+        var rounds = s.GetProperty("rounds").EnumerateArray().ToList();
+        Assert.Contains(rounds, r => r.GetProperty("cpu-throttle-percentage").GetInt32() > 0);
+
+        // Converged: what was left at pause fitted the limit at the bandwidth the last pass measured.
+        var last = rounds.Last(r => !r.GetProperty("paused").GetBoolean());
+        Assert.True(last.GetProperty("expected-downtime").GetDouble() <= 300, last.ToString());
+    }
+
+    [ShapedLinkFact]
+    public void MaxBandwidth_IsHeldWithinTenPercent_BelowTheLinksRate()
+    {
+        using var link = ShapedLink.Create();
+        using var tmp = new TempDirectory();
+        Create(tmp, "16MiB");
+
+        var m = Migrate(link, tmp, "--workload", "idle", "--max-bandwidth", "40mbit");
+
+        AssertArrivedWithTheSourceDigest(m, tmp);
+        var first = m.Sent.GetProperty("rounds")[0];
+        var mbps = first.GetProperty("transferred").GetInt64() * 8 / (first.GetProperty("duration").GetDouble() / 1000) / 1e6;
+        Console.WriteLine($"shaped link ({link.Shaping}): --max-bandwidth 40mbit held at {mbps:0.0} Mbit/s over the first pass");
+        Assert.InRange(mbps, 36, 44);
     }
 }
