@@ -72,6 +72,19 @@ internal interface IDomainMemory
     /// </summary>
     void WritePage(ulong pfn, PageType type, ReadOnlySpan<byte> data);
 
+    /// <summary>
+    /// <see cref="WritePage"/> for <paramref name="data"/>.Length / 4096 consecutive frames from
+    /// <paramref name="firstPfn"/>, all of <paramref name="type"/> (one that carries data): the restore path's bulk form,
+    /// which a backend can turn into one write per run instead of one per page.
+    /// </summary>
+    void WritePages(ulong firstPfn, PageType type, ReadOnlySpan<byte> data)
+    {
+        for (var i = 0; i < data.Length >> GuestPage.Shift; i++)
+        {
+            WritePage(firstPfn + (ulong)i, type, data.Slice(i << GuestPage.Shift, GuestPage.Size));
+        }
+    }
+
     // ---- Log-dirty ----
 
     /// <summary>True while log-dirty mode is on.</summary>

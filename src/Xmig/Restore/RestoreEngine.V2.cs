@@ -460,7 +460,14 @@ internal sealed partial class RestoreEngine
 
         var view = reader.ReadPageData();
         V2RecordChecks.PageDataHeader(reader, view.Reserved);
+
+        // Entries are checked one by one, in order; consecutive pfns of one data-carrying type, whose pages lie
+        // back to back in the record, are then written as one run.
         var page = 0;
+        var runPfn = 0UL;
+        var runType = PageType.XTab;
+        var runFirstPage = 0;
+        var runLength = 0;
         for (var i = 0; i < (int)view.Count; i++)
         {
             V2RecordChecks.PageDataEntry(reader, i, view.Entry(i));
@@ -473,7 +480,36 @@ internal sealed partial class RestoreEngine
             }
 
             var type = (PageType)view.Type(i);
-            _state.WritePage(pfn, type, type.HasData() ? view.Page(page++) : default);
+            if (!type.HasData())
+            {
+                WriteRun(view.Pages, runPfn, runType, runFirstPage, ref runLength);
+                _state.WritePage(pfn, type, default);
+                continue;
+            }
+
+            if (runLength > 0 && (pfn != runPfn + (ulong)runLength || type != runType))
+            {
+                WriteRun(view.Pages, runPfn, runType, runFirstPage, ref runLength);
+            }
+
+            if (runLength == 0)
+            {
+                (runPfn, runType, runFirstPage) = (pfn, type, page);
+            }
+
+            runLength++;
+            page++;
+        }
+
+        WriteRun(view.Pages, runPfn, runType, runFirstPage, ref runLength);
+    }
+
+    private void WriteRun(ReadOnlySpan<byte> pages, ulong pfn, PageType type, int firstPage, ref int length)
+    {
+        if (length > 0)
+        {
+            _state.WritePages(pfn, type, pages.Slice(firstPage * GuestPage.Size, length * GuestPage.Size));
+            length = 0;
         }
     }
 

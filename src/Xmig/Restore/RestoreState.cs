@@ -127,6 +127,25 @@ internal sealed class RestoreState
         domain.WritePage(pfn, type, type.HasData() ? data : default);
     }
 
+    /// <summary>
+    /// <see cref="WritePage"/> for a run of consecutive frames of one data-carrying type (each pfn already checked).
+    /// </summary>
+    public void WritePages(ulong firstPfn, PageType type, ReadOnlySpan<byte> data)
+    {
+        var domain = Domain ?? throw new InvalidOperationException("no domain yet");
+        if (VerifyMode)
+        {
+            for (var i = 0; i < data.Length >> GuestPage.Shift; i++)
+            {
+                WritePage(firstPfn + (ulong)i, type, data.Slice(i << GuestPage.Shift, GuestPage.Size));
+            }
+
+            return;
+        }
+
+        domain.WritePages(firstPfn, type, data);
+    }
+
     // ---- Stashed state ----
 
     public void SetVcpuContext(int vcpu, VcpuContextKind kind, ReadOnlySpan<byte> context)

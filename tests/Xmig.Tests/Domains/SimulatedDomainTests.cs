@@ -322,4 +322,63 @@ public class SimulatedDomainTests
         Assert.Equal(0, d.ReadAndClearDirty(bitmap));
         Assert.All(bitmap, w => Assert.Equal(0UL, w));
     }
+
+    [Fact]
+    public void WritePages_HasTheEffectOfWritePagePerFrame()
+    {
+        using var tmp = new TempDirectory();
+        Directory.CreateDirectory(tmp["bulk"]);
+        Directory.CreateDirectory(tmp["single"]);
+        using var bulk = SimulatedDomain.CreateEmpty(tmp["bulk"], GuestType.Hvm, 8, 4096);
+        using var single = SimulatedDomain.CreateEmpty(tmp["single"], GuestType.Hvm, 8, 4096);
+
+        // Frames 100..139: data, zeros, data again, over frames of which some already hold data (a later checkpoint).
+        var data = new byte[40 * 4096];
+        var prng = new Random(7);
+        for (var i = 0; i < 40; i++)
+        {
+            if (i is not (3 or 4 or 20 or 39))
+            {
+                prng.NextBytes(data.AsSpan(i * 4096, 4096));
+            }
+        }
+
+        var before = new byte[4096];
+        prng.NextBytes(before);
+        foreach (var d in new[] { bulk, single })
+        {
+            d.WritePage(104, PageType.NoTab, before); // holds data; the run's zeros must clear it
+            d.WritePage(120, PageType.NoTab, before);
+            d.EnableLogDirty();
+        }
+
+        bulk.WritePages(100, PageType.NoTab, data);
+        for (var i = 0; i < 40; i++)
+        {
+            single.WritePage(100 + (ulong)i, PageType.NoTab, data.AsSpan(i * 4096, 4096));
+        }
+
+        Assert.Equal(MemoryDigest.Compute(single).Sha256, MemoryDigest.Compute(bulk).Sha256);
+        Assert.Equal(single.PopulatedPages, bulk.PopulatedPages);
+        Assert.Equal(single.P2mSize, bulk.P2mSize);
+        Assert.True(bulk.GetPage(104).IndexOfAnyExcept((byte)0) < 0, "zeros over a frame with data clear it");
+        var a = new ulong[64];
+        var b = new ulong[64];
+        Assert.Equal(single.ReadAndClearDirty(a), bulk.ReadAndClearDirty(b));
+        Assert.Equal(a, b);
+        var types = new PageType[40];
+        var types2 = new PageType[40];
+        bulk.GetPageTypes(100, types);
+        single.GetPageTypes(100, types2);
+        Assert.Equal(types2, types);
+    }
+
+    [Fact]
+    public void WritePages_BeyondTheLimit_IsRefusedAsWritePageRefusesIt()
+    {
+        using var tmp = new TempDirectory();
+        Directory.CreateDirectory(tmp["d"]);
+        using var d = SimulatedDomain.CreateEmpty(tmp["d"], GuestType.Hvm, 8, 64);
+        Assert.Throws<ArgumentOutOfRangeException>(() => d.WritePages(60, PageType.NoTab, new byte[8 * 4096]));
+    }
 }
