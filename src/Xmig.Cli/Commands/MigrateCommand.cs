@@ -31,6 +31,7 @@ internal static class MigrateCommand
         var stall = new Option<double>("--stall-timeout") { Description = "Seconds a blocked write to the receiver, or a wait for its banner or \"ready\", may last before the migration is abandoned (the source runs on).", DefaultValueFactory = _ => 60 };
         var report = new Option<string?>("--report") { Description = "Also write FILE.html: one self-contained page with the rounds as charts, the downtime, the policy and the figures.", HelpName = "FILE.html" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
+        var noDigest = new Option<bool>("--no-digest") { Description = "With --json: do not digest the source at pause (a pass over all of its memory before GO)." };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No per-round lines or live table on stderr." };
         var policy = new Option<string>("--policy") { Description = "When pre-copy stops: downtime (default: once the dirty set fits --downtime-limit at the measured bandwidth, as QEMU), xen (at most 5 passes, below 50 dirty pages), xen-legacy (29 passes, 3x memory, 50 pages).", DefaultValueFactory = _ => "downtime" };
         policy.AcceptOnlyFromAmong([.. PrecopyPolicies.Names]);
@@ -45,7 +46,7 @@ internal static class MigrateCommand
         var throttleIncrement = new Option<int?>("--cpu-throttle-increment") { Description = "With --auto-converge: each later step in percent (default 10).", HelpName = "PCT" };
         var command = new Command("migrate", "Live-migrate a domain over xl's migration channel (as 'xl migrate'). SIGINT or SIGTERM before the receiver is cleared to unpause abandons it: the source runs on, unchanged.")
         {
-            dir, target, stream, workload, seed, keep, stall, json, report, verbose, quiet,
+            dir, target, stream, workload, seed, keep, stall, json, noDigest, report, verbose, quiet,
             policy, downtimeLimit, maxIterations, timeout, onTimeout, maxBandwidth, autoConverge, throttleInitial, throttleIncrement,
         };
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), giveUp: false, interruption =>
@@ -101,7 +102,7 @@ internal static class MigrateCommand
                     return EngineCommand.Usage(ctx, $"{path} is hosted by 'xmig domain run': migrate it to HOST:PORT (its host connects there)");
                 }
 
-                var answer = DomainControl.Request(path, string.Create(CultureInfo.InvariantCulture, $"migrate {to} {kindName} digest stall={stallSeconds} settings {settings.ToJson()}"),
+                var answer = DomainControl.Request(path, string.Create(CultureInfo.InvariantCulture, $"migrate {to} {kindName} {(parse.GetValue(noDigest) ? "nodigest" : "digest")} stall={stallSeconds} settings {settings.ToJson()}"),
                     line =>
                     {
                         if (!parse.GetValue(quiet) || !line.StartsWith("migration: round ", StringComparison.Ordinal))
@@ -138,7 +139,7 @@ internal static class MigrateCommand
             MigrationSendResult result;
             try
             {
-                var options = settings.ToSendOptions(kind, parse.GetValue(json), out problem)! with { StallTimeout = TimeSpan.FromSeconds(stallSeconds) };
+                var options = settings.ToSendOptions(kind, parse.GetValue(json) && !parse.GetValue(noDigest), out problem)! with { StallTimeout = TimeSpan.FromSeconds(stallSeconds) };
                 Action<string> log = ctx.Error.WriteLine;
                 var sender = new MigrationSender(domain, options, line => log(line));
                 var title = $"migrating {path} to {to} (policy {settings.Policy})";

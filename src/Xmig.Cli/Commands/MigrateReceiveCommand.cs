@@ -26,12 +26,13 @@ internal static class MigrateReceiveCommand
         checkpointed.AcceptOnlyFromAmong("auto", "no", "yes");
         var maxMemory = new Option<string>("--max-memory") { Description = "Bound on guest-physical space.", DefaultValueFactory = _ => "32GiB" };
         var timeout = new Option<int>("--accept-timeout") { Description = "Seconds to wait for the sender to connect.", DefaultValueFactory = _ => 300 };
+        var noDigest = new Option<bool>("--no-digest") { Description = "Do not digest the received memory (a pass over all of it after \"ready\"): for timing, as QEMU reports none." };
         var json = new Option<bool>("--json") { Description = "Print one JSON document (status, stream kind, sender generation, the destination's memory_sha256)." };
         var stall = new Option<double>("--stall-timeout") { Description = "Seconds the sender may send nothing (mid-stream, or before GO) before the migration is abandoned (nothing is kept).", DefaultValueFactory = _ => 60 };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
         var command = new Command("migrate-receive", "Receive one live migration over xl's migration channel (as 'xl migrate-receive'). SIGINT or SIGTERM before GO abandons it and keeps nothing.")
         {
-            listen, into, run, workload, checkpointed, maxMemory, timeout, stall, json, verbose,
+            listen, into, run, workload, checkpointed, maxMemory, timeout, stall, json, noDigest, verbose,
         };
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), giveUp: false, interruption =>
         {
@@ -67,6 +68,7 @@ internal static class MigrateReceiveCommand
                 },
                 MaxGuestPhysicalBytes = bound,
                 StallTimeout = TimeSpan.FromSeconds(stallSeconds),
+                Digest = !parse.GetValue(noDigest),
             };
 
             // What a receiver killed with SIGKILL left beside the target (nothing else leaves one).
