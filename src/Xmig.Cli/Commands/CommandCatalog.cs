@@ -16,5 +16,8 @@ internal static class CommandCatalog
         yield return RestoreCommand.Create(ctx);
         yield return MigrateCommand.Create(ctx);
         yield return MigrateReceiveCommand.Create(ctx);
+        yield return ExtractCommand.Create(ctx);
+        yield return DiffCommand.Create(ctx);
+        yield return CompletionCommand.Create(ctx);
     }
 }
