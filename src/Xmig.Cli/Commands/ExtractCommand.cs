@@ -67,6 +67,11 @@ internal static class ExtractCommand
                 return EngineCommand.Usage(ctx, $"-o {target}: is a directory");
             }
 
+            if (Xmig.IO.FileKind.IsSpecial(full))
+            {
+                return EngineCommand.Usage(ctx, $"-o {target}: not a regular file (extract replaces FILE by renaming a finished image onto it)");
+            }
+
             var parent = Path.GetDirectoryName(full)!;
             if (!Directory.Exists(parent))
             {
@@ -100,7 +105,9 @@ internal static class ExtractCommand
             else
             {
                 var from = source.Restored is { } r
-                    ? $"{r.StreamKind} stream {path}" + (r.CheckpointsSeen > 0 ? string.Create(CultureInfo.InvariantCulture, $", checkpoint {r.CheckpointCommitted} of {r.CheckpointsSeen}") : "")
+                    ? $"{r.StreamKind} stream {path}" + (r.CheckpointsSeen == 0 ? ""
+                        : parse.GetValue(checkpoint) is not null ? string.Create(CultureInfo.InvariantCulture, $", checkpoint {r.CheckpointCommitted} (reading stopped there)")
+                        : string.Create(CultureInfo.InvariantCulture, $", checkpoint {r.CheckpointCommitted} of {r.CheckpointsSeen}"))
                     : $"domain {path}";
                 ctx.Out.WriteLine(raw
                     ? string.Create(CultureInfo.InvariantCulture, $"extracted {from} to {target}: raw image, {report.Pages} pages, {report.Bytes} octets (sparse)")
