@@ -57,8 +57,9 @@ internal static class DiffCommand
             return EngineCommand.Usage(ctx, "A and B cannot both be standard input");
         }
 
-        using var sourceA = Open(pathA);
-        using var sourceB = Open(pathB);
+        using var cleanup = new InterruptCleanup();
+        using var sourceA = Open(pathA, cleanup, ctx.Error);
+        using var sourceB = Open(pathB, cleanup, ctx.Error);
         var result = DomainDiff.Compare(sourceA.Domain, sourceB.Domain, first);
         if (json)
         {
@@ -100,7 +101,7 @@ internal static class DiffCommand
         return result.Equal ? ExitCode.Ok : ExitCode.Invalid;
     }
 
-    private static DomainSource Open(string path)
+    private static DomainSource Open(string path, InterruptCleanup cleanup, TextWriter error)
     {
         if (path != "-" && Directory.Exists(path))
         {
@@ -113,7 +114,8 @@ internal static class DiffCommand
         }
 
         using var stream = StreamInput.Open(path, decimalIsFd: false);
-        return DomainSource.FromStream(stream, StreamInput.Describe(path), Path.GetTempPath());
+        InterruptCleanup.SweepStale(Path.GetTempPath(), null, error);
+        return DomainSource.FromStream(stream, StreamInput.Describe(path), Path.GetTempPath(), staged: cleanup.Add);
     }
 }
 

@@ -91,13 +91,15 @@ internal static class ExtractCommand
                 LegacyWidth = parse.GetValue(width),
                 GuestType = parse.GetValue(guest) switch { "pv" => GuestType.Pv, "hvm" => GuestType.Hvm, _ => null },
             };
-            using var source = isDirectory ? DomainSource.FromDirectory(path) : OpenStream(path, parent, options);
+            InterruptCleanup.SweepStale(parent, Path.GetFileName(full), ctx.Error);
+            using var cleanup = new InterruptCleanup();
+            using var source = isDirectory ? DomainSource.FromDirectory(path) : OpenStream(path, parent, options, cleanup);
             if (CheckCheckpoint(ctx, source, parse.GetValue(checkpoint)) is { } refused)
             {
                 return refused;
             }
 
-            var report = Write(source, target, full, raw);
+            var report = Write(source, target, full, raw, cleanup);
             if (parse.GetValue(json))
             {
                 ctx.Out.WriteLine(JsonSerializer.Serialize(report, ExtractCommandJson.Default.ExtractReport));
@@ -119,7 +121,7 @@ internal static class ExtractCommand
         return command;
     }
 
-    private static DomainSource OpenStream(string path, string stagingParent, RestoreOptions options)
+    private static DomainSource OpenStream(string path, string stagingParent, RestoreOptions options, InterruptCleanup cleanup)
     {
         if (path != "-" && !File.Exists(path))
         {
@@ -127,7 +129,7 @@ internal static class ExtractCommand
         }
 
         using var stream = StreamInput.Open(path, decimalIsFd: false);
-        return DomainSource.FromStream(stream, StreamInput.Describe(path), stagingParent, options);
+        return DomainSource.FromStream(stream, StreamInput.Describe(path), stagingParent, options, cleanup.Add);
     }
 
     private static ExitCode? CheckCheckpoint(CliContext ctx, DomainSource source, int? wanted)
@@ -152,12 +154,13 @@ internal static class ExtractCommand
     }
 
     /// <summary>Writes the image beside <paramref name="full"/> and renames it into place; on any failure removes it.</summary>
-    private static ExtractReport Write(DomainSource source, string target, string full, bool raw)
+    private static ExtractReport Write(DomainSource source, string target, string full, bool raw, InterruptCleanup cleanup)
     {
         var partial = Path.Combine(Path.GetDirectoryName(full)!, string.Create(CultureInfo.InvariantCulture, $".{Path.GetFileName(full)}.xmig-{Environment.ProcessId}-{Guid.NewGuid():N}"));
         var report = new ExtractReport { Format = raw ? "raw" : "elf", Output = target, Input = source.Name };
         try
         {
+            cleanup.Add(partial);
             using (var handle = File.OpenHandle(partial, FileMode.CreateNew, FileAccess.ReadWrite))
             {
                 var domain = source.Domain;

@@ -34,11 +34,13 @@ internal sealed class DomainSource : IDisposable
     /// Restores <paramref name="input"/> (named <paramref name="name"/> in messages) into a hidden directory made under
     /// <paramref name="stagingParent"/>. An I/O error there is reported without the staging name.
     /// </summary>
-    public static DomainSource FromStream(Stream input, string name, string stagingParent, RestoreOptions? options = null)
+    /// <param name="staged">Told the staging directory's path as soon as it exists (to remove it if a signal ends the process).</param>
+    public static DomainSource FromStream(Stream input, string name, string stagingParent, RestoreOptions? options = null, Action<string>? staged = null)
     {
         ArgumentNullException.ThrowIfNull(input);
         var staging = Path.Combine(stagingParent, string.Create(CultureInfo.InvariantCulture, $".xmig-staging-{Environment.ProcessId}-{Guid.NewGuid():N}"));
         Directory.CreateDirectory(staging);
+        staged?.Invoke(staging);
         try
         {
             var settings = (options ?? new RestoreOptions()) with { SpoolDirectory = staging };

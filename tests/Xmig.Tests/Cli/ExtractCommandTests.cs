@@ -265,3 +265,51 @@ public class ExtractCommandTests
         }
     }
 }
+
+[Trait("Category", Xmig.Tests.Support.XmigProcess.Category)]
+public class ExtractInterruptTests
+{
+    [Fact]
+    public void Extract_TerminatedOnAStalledPipe_LeavesNothing_AndAKilledOneIsSweptByTheNextRun()
+    {
+        using var tmp = new TempDirectory();
+        using var domain = SaveRestoreSupport.Domain(tmp, "pv");
+        var stream = SaveRestoreSupport.Save(domain, new SaveOptions { Kind = SaveStreamKind.Libxc, Live = false }).Bytes;
+        Directory.CreateDirectory(tmp["out"]);
+
+        foreach (var signal in new[] { "TERM", "KILL" })
+        {
+            using var process = Xmig.Tests.Support.XmigProcess.Start(redirectStdin: true, "extract", "-", "-o", tmp["out/core"]);
+            var stderr = new System.Text.StringBuilder();
+            process.ErrorDataReceived += (_, e) => stderr.AppendLine(e.Data);
+            process.BeginErrorReadLine();
+            _ = process.StandardOutput.ReadToEndAsync();
+            process.StandardInput.BaseStream.Write(stream, 0, stream.Length / 2); // then the sender stalls
+            process.StandardInput.BaseStream.Flush();
+            Assert.True(DomainTestSupport.WaitUntil(() => Directory.EnumerateDirectories(tmp["out"], ".xmig-staging-*").Any(), 60), "no staging directory appeared");
+            Thread.Sleep(300); // let it block on the pipe
+            using (var kill = Process.Start("kill", $"-{signal} {process.Id}"))
+            {
+                Assert.True(kill.WaitForExit(TimeSpan.FromSeconds(30)));
+            }
+
+            Assert.True(process.WaitForExit(TimeSpan.FromSeconds(60)), $"xmig did not end on SIG{signal}");
+            var left = Directory.EnumerateFileSystemEntries(tmp["out"]).ToList();
+            if (signal == "TERM")
+            {
+                Assert.True(left.Count == 0, $"left after SIGTERM: {string.Join(", ", left)}; {stderr}");
+            }
+            else
+            {
+                Assert.Single(left); // SIGKILL: the staging directory stays
+            }
+        }
+
+        File.WriteAllBytes(tmp["s"], stream);
+        var (code, _, error) = DomainTestSupport.Cli("extract", tmp["s"], "-o", tmp["out/core"]);
+        Assert.True(code == 0, error);
+        Assert.Contains("xmig: note: removed ", error);
+        Assert.Contains("left by an interrupted xmig", error);
+        Assert.Equal(["core"], Directory.EnumerateFileSystemEntries(tmp["out"]).Select(p => Path.GetFileName(p)).ToArray());
+    }
+}
