@@ -17,7 +17,7 @@ internal static class DiffCommand
     {
         var a = new Argument<string>("A") { Description = "A stream of any kind xmig reads ('-' for stdin), or a domain directory." };
         var b = new Argument<string>("B") { Description = "The same, to compare with A." };
-        var first = new Option<int>("--first") { Description = "How many differing pfns to name.", DefaultValueFactory = _ => 10 };
+        var first = new Option<int>("--first") { Description = "How many differing pfns to name.", DefaultValueFactory = _ => 10, HelpName = "N" };
         var json = new Option<bool>("--json") { Description = "Print one JSON document (equal, pages_differing, only_in_a, only_in_b, first_pfns, state)." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
         var command = new Command("diff", "Compare the memory and state of two streams or domain directories. Exit codes: 0 equal, 1 different, 2 error.")

@@ -20,11 +20,11 @@ internal static class ExtractCommand
     public static Command Create(CliContext ctx)
     {
         var input = new Argument<string>("INPUT") { Description = "A stream of any kind xmig reads (xl, libxl, libxc, legacy; '-' for stdin), or a domain directory." };
-        var output = new Option<string>("--output", "-o") { Description = "The file to write (replaced if it exists).", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "The file to write (replaced if it exists).", Required = true, HelpName = "FILE" };
         var format = new Option<string?>("--format") { Description = "elf (an ELF64 core: one PT_LOAD per run of pfns, vCPU registers in notes) or raw (page n at n*4096, sparse). Default: raw for a FILE named *.raw or *.img, else elf." };
         format.AcceptOnlyFromAmong("elf", "raw");
-        var checkpoint = new Option<int?>("--checkpoint") { Description = "Checkpointed stream: extract checkpoint N (1 = the first); default the last complete one." };
-        var maxMemory = new Option<string>("--max-memory") { Description = "Bound on guest-physical space of a stream (HVM streams declare none).", DefaultValueFactory = _ => "32GiB" };
+        var checkpoint = new Option<int?>("--checkpoint") { Description = "Checkpointed stream: extract checkpoint N (1 = the first); default the last complete one.", HelpName = "N" };
+        var maxMemory = new Option<string>("--max-memory") { Description = "Bound on guest-physical space of a stream (HVM streams declare none).", DefaultValueFactory = _ => "32GiB", HelpName = "SIZE" };
         var width = new Option<int?>("--width", "-w") { Description = "Legacy input: bitness of the saving toolstack (32 or 64); detected if omitted." };
         var guest = new Option<string?>("--guest-type", "-g") { Description = "Legacy input: guest type (pv or hvm); detected if omitted." };
         guest.AcceptOnlyFromAmong("pv", "hvm");
@@ -82,6 +82,13 @@ internal static class ExtractCommand
             if (isDirectory && parse.GetValue(checkpoint) is { } c)
             {
                 return EngineCommand.Usage(ctx, $"--checkpoint {c} applies to a checkpointed stream; {path} is a domain directory");
+            }
+
+            var streamOnly = parse.GetValue(width) is not null ? "--width" : parse.GetValue(guest) is not null ? "--guest-type"
+                : parse.GetResult(maxMemory) is { Implicit: false } ? "--max-memory" : null;
+            if (isDirectory && streamOnly != null)
+            {
+                return EngineCommand.Usage(ctx, $"{streamOnly} applies to a stream; {path} is a domain directory");
             }
 
             var options = new RestoreOptions

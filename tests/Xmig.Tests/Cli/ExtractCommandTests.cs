@@ -118,6 +118,13 @@ public class ExtractCommandTests
         (code, _, stderr) = DomainTestSupport.Cli("extract", domain.Directory, "-o", tmp["x"], "--checkpoint", "1");
         Assert.Equal(2, code);
         Assert.Contains("domain directory", stderr);
+        foreach (var option in new[] { "-w", "--guest-type", "--max-memory" })
+        {
+            (code, _, stderr) = DomainTestSupport.Cli("extract", domain.Directory, "-o", tmp["x"], option, option == "-w" ? "64" : option == "--guest-type" ? "pv" : "1GiB");
+            Assert.Equal(2, code);
+            Assert.Contains("applies to a stream", stderr);
+        }
+
         Assert.False(File.Exists(tmp["x"]));
     }
 
