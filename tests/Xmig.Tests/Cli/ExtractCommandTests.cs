@@ -157,6 +157,39 @@ public class ExtractCommandTests
         Assert.Equal(2, Directory.EnumerateFileSystemEntries(tmp.Path).Count()); // junk and the domain
     }
 
+    [Xmig.Tests.Domains.Kvm.KvmFact]
+    public void Extract_KvmGuest_CoreOpensInGdbAtTheGuestsInstructionPointer()
+    {
+        using var tmp = new TempDirectory();
+        var (code, _, stderr) = DomainTestSupport.Cli("domain", "create", tmp["k"], "--backend", "kvm", "--memory", "16MiB");
+        Assert.True(code == 0, stderr);
+        (code, _, stderr) = DomainTestSupport.Cli("extract", tmp["k"], "-o", tmp["k.core"]);
+        Assert.True(code == 0, stderr);
+        using var domain = SimulatedDomain.Open(tmp["k"]);
+        AssertCoreMatches(tmp["k.core"], domain);
+        Assert.Contains("\"backend\":\"kvm\"", DomainTestSupport.Cli("domain", "info", tmp["k"], "--json").Out);
+
+        var rip = ExpectedRip(domain, 0);
+        var gdb = new ProcessStartInfo("gdb") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-batch", "-nx", "-ex", "info registers rip", "-c", tmp["k.core"] })
+        {
+            gdb.ArgumentList.Add(a);
+        }
+
+        try
+        {
+            using var process = Process.Start(gdb)!;
+            _ = process.StandardError.ReadToEndAsync();
+            var output = process.StandardOutput.ReadToEnd();
+            Assert.True(process.WaitForExit(TimeSpan.FromMinutes(1)), "gdb did not finish");
+            Assert.Contains($"0x{rip:x}", output);
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            Console.WriteLine("SKIPPED gdb cross-check: gdb is not installed (apt-get install gdb)");
+        }
+    }
+
     /// <summary>Checks the core's PT_LOADs against the domain's populated runs, every page's bytes, and the registers' notes.</summary>
     private static void AssertCoreMatches(string path, SimulatedDomain domain)
     {
