@@ -74,6 +74,7 @@ internal static class ElfCore
         // Program headers, batched; then each run's pages at its page-aligned offset.
         const int Batch = 512;
         var buffer = ArrayPool<byte>.Shared.Rent(Batch * ProgramHeaderSize);
+        using var copier = new PageCopier(domain);
         try
         {
             long phAt = HeaderSize;
@@ -98,7 +99,7 @@ internal static class ElfCore
                     used = 0;
                 }
 
-                PageCopier.CopyRun(domain, start, end, output, segment);
+                copier.CopyRun(start, end, output, segment);
                 segment += bytes;
             });
             RandomAccess.Write(output, buffer.AsSpan(0, used), phAt);
@@ -218,7 +219,8 @@ internal static class RawImage
     public static long Write(SimulatedDomain domain, SafeFileHandle output)
     {
         var length = checked((long)(domain.P2mSize << GuestPage.Shift));
-        ElfCore.ForEachRun(domain, (start, end) => PageCopier.CopyRun(domain, start, end, output, (long)(start << GuestPage.Shift)));
+        using var copier = new PageCopier(domain);
+        ElfCore.ForEachRun(domain, (start, end) => copier.CopyRun(start, end, output, (long)(start << GuestPage.Shift)));
         RandomAccess.SetLength(output, length);
         return length;
     }
