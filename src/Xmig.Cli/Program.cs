@@ -12,6 +12,11 @@ internal static class Program
     internal static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         var root = BuildRoot(stdout, stderr);
+        if (CompletionCommand.TrySuggest(root, args, stdout) is { } suggested)
+        {
+            return suggested;
+        }
+
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
         {

@@ -17,5 +17,8 @@ internal static class CommandCatalog
         yield return MigrateCommand.Create(ctx);
         yield return MigrateReceiveCommand.Create(ctx);
         yield return ReportCommand.Create(ctx);
+        yield return ExtractCommand.Create(ctx);
+        yield return DiffCommand.Create(ctx);
+        yield return CompletionCommand.Create(ctx);
     }
 }

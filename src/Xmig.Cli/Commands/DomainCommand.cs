@@ -18,6 +18,7 @@ internal static class DomainCommand
         command.Subcommands.Add(CreateCreate(ctx));
         command.Subcommands.Add(CreateDigest(ctx));
         DomainRunCommand.AddTo(command, ctx);
+        DomainInfoCommand.AddTo(command, ctx);
         return command;
     }
 

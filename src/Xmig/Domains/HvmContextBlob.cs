@@ -158,6 +158,36 @@ internal static class HvmContextBlob
         return count;
     }
 
+    /// <summary>
+    /// The body of the entry of <paramref name="type"/> and <paramref name="instance"/> (for a CPU entry, the vCPU id);
+    /// false when the blob has none before its end entry or is not well framed there.
+    /// </summary>
+    public static bool TryFindEntry(ReadOnlySpan<byte> blob, ushort type, ushort instance, out ReadOnlySpan<byte> body)
+    {
+        var at = 0;
+        while (blob.Length - at >= DescriptorSize)
+        {
+            var entryType = BinaryPrimitives.ReadUInt16LittleEndian(blob[at..]);
+            var entryInstance = BinaryPrimitives.ReadUInt16LittleEndian(blob[(at + 2)..]);
+            var length = BinaryPrimitives.ReadUInt32LittleEndian(blob[(at + 4)..]);
+            if (entryType == TypeEnd || length > (uint)(blob.Length - at - DescriptorSize))
+            {
+                break;
+            }
+
+            if (entryType == type && entryInstance == instance)
+            {
+                body = blob.Slice(at + DescriptorSize, (int)length);
+                return true;
+            }
+
+            at += DescriptorSize + (int)length;
+        }
+
+        body = default;
+        return false;
+    }
+
     private static int WriteDescriptor(Span<byte> span, ushort type, ushort instance, uint length)
     {
         BinaryPrimitives.WriteUInt16LittleEndian(span, type);

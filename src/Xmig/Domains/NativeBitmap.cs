@@ -124,6 +124,34 @@ internal sealed unsafe class NativeBitmap : IDisposable
         }
     }
 
+    /// <summary>The first clear bit at or after <paramref name="from"/>, or <see cref="Bits"/> when there is none.</summary>
+    public ulong NextClear(ulong from)
+    {
+        if (from >= Bits)
+        {
+            return Bits;
+        }
+
+        var words = Checked();
+        var index = from >> 6;
+        var word = ~words[index] & (ulong.MaxValue << (int)(from & 63));
+        while (true)
+        {
+            if (word != 0)
+            {
+                var bit = (index << 6) + (ulong)BitOperations.TrailingZeroCount(word);
+                return Math.Min(bit, Bits);
+            }
+
+            if (++index >= WordCount)
+            {
+                return Bits;
+            }
+
+            word = ~words[index];
+        }
+    }
+
     public void Dispose()
     {
         if (_words != null)

@@ -42,6 +42,7 @@ internal sealed partial class RestoreEngine
                 Heartbeat = _options.Heartbeat,
                 SpoolDirectory = _options.SpoolDirectory,
                 MaxBufferedCheckpointBytes = _options.SpoolLimit,
+                StopAfterCheckpoint = _options.StopAfterCheckpoint,
             });
         }
         catch (LegacyUnsupportedContentException e)

@@ -27,6 +27,7 @@ internal sealed partial class RestoreEngine
     private int _committed;
     private bool _buffering;
     private bool _partial;
+    private bool _stopped;
 
     // v2-stream.md §6.4: DIRECT until the first checkpoint commits, then BUFFERING (records spooled, replayed on
     // commit, dropped on failover). The libxl part of a checkpoint is queued until CHECKPOINT_END.
@@ -43,7 +44,7 @@ internal sealed partial class RestoreEngine
         long? failedOffset = null;
         try
         {
-            while (walker.Read())
+            while (!_stopped && walker.Read())
             {
                 switch (walker.Item)
                 {
@@ -131,7 +132,11 @@ internal sealed partial class RestoreEngine
                 }
             }
 
-            if (walker.EndedAtCheckpoint)
+            if (_stopped)
+            {
+                end = Invariant($"stopped after checkpoint {_committed}, as asked");
+            }
+            else if (walker.EndedAtCheckpoint)
             {
                 end = Invariant($"end of stream after checkpoint {_committed}");
                 reason = RestoreFinishReason.Eof;
@@ -199,6 +204,7 @@ internal sealed partial class RestoreEngine
         _committed = number;
         _partial = false;
         _replaying = false;
+        _stopped = number == _options.StopAfterCheckpoint;
     }
 
     /// <summary>Handles a libxl record; returns true for libxl END.</summary>

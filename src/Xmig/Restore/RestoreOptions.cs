@@ -39,6 +39,12 @@ internal sealed record RestoreOptions
     /// <summary>Xen's <c>HEARTBEAT_MS</c>: 1 s.</summary>
     public static readonly TimeSpan DefaultHeartbeat = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Checkpointed input: stop reading once checkpoint N is complete and restore it (<c>extract --checkpoint N</c>).
+    /// Null reads to the end (the last complete checkpoint).
+    /// </summary>
+    public int? StopAfterCheckpoint { get; init; }
+
     /// <summary>What the backend's domains can hold (<see cref="Domains.IDomainBackend.Limits"/>); <see cref="DomainRestore"/> sets it.</summary>
     public Domains.DomainLimits Limits { get; init; } = Domains.DomainLimits.Xen;
 

@@ -32,6 +32,9 @@ internal enum LegacyRestoreEnd
 
     /// <summary>Reading after a complete checkpoint failed (a reset connection); the checkpoint stands.</summary>
     ReadError,
+
+    /// <summary>The checkpoint asked for (<see cref="LegacyCheckpointDecisionOptions.StopAfterCheckpoint"/>) is complete; nothing more was read.</summary>
+    Requested,
 }
 
 /// <summary>Settings of <see cref="LegacyCheckpointDecision"/>.</summary>
@@ -54,6 +57,9 @@ internal sealed record LegacyCheckpointDecisionOptions
 
     /// <summary>Refuse TMEM/TMEM_EXTRA (a restore cannot apply them); false only reports them (inspection).</summary>
     public bool RefuseTmem { get; init; } = true;
+
+    /// <summary>Stop once checkpoint N is committed, reading nothing more (null: decide as <see cref="Mode"/> says).</summary>
+    public int? StopAfterCheckpoint { get; init; }
 
     /// <summary>Called after every item the reader reads (header, chunks, tail parts), before it is consumed.</summary>
     public Action<LegacyStreamReader>? Observer { get; init; }
@@ -278,6 +284,10 @@ internal sealed class LegacyCheckpointDecision : IDisposable
     {
         var n = _reader.Checkpoint;
         var at = _reader.Input.Position;
+        if (n == _options.StopAfterCheckpoint)
+        {
+            return (State.Finish, LegacyRestoreEnd.Requested, $"stopped after checkpoint {n}, as asked; octets from 0x{at:X} on are left unread");
+        }
 
         // Mode no (Xen's fix): the first tail ends the image, −9 or not (rows 1, 2, 7).
         if (_options.Mode == CheckpointedMode.No)
