@@ -27,16 +27,11 @@ public class TerminalInputTests
         return (script.ExitCode, output.Result);
     }
 
-    [Theory]
+    [PseudoTerminalTheory]
     [InlineData("verify")]
     [InlineData("inspect")]
     public void NoInputOnATerminal_PrintsUsage_InsteadOfWaiting(string verb)
     {
-        if (!File.Exists("/usr/bin/script"))
-        {
-            Assert.Fail("SKIPPED LOUDLY: util-linux 'script' (a pseudo-terminal for the test) is not installed");
-        }
-
         var (code, output) = OnTerminal(verb);
         Assert.Equal(2, code);
         Assert.Contains($"{verb}: no input", output, StringComparison.Ordinal);

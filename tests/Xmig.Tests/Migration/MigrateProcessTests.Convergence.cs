@@ -108,14 +108,9 @@ public partial class MigrateProcessTests
         Assert.True(Directory.Exists(tmp["src"]));
     }
 
-    [Fact]
+    [PseudoTerminalFact]
     public void Migrate_OnATerminal_DrawsALiveTableOfTheRounds_AndQuietDrawsNothing()
     {
-        if (!File.Exists("/usr/bin/script"))
-        {
-            Assert.Fail("SKIPPED LOUDLY: util-linux 'script' (a pseudo-terminal for the test) is not installed");
-        }
-
         using var tmp = new TempDirectory();
         Create(tmp, "hvm");
         string OnTerminal(params string[] extra)

@@ -51,3 +51,27 @@ internal static class XmigProcess
         return string.Join(' ', words.Select(w => "'" + w.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
     }
 }
+
+/// <summary>A test that runs xmig on a pseudo-terminal through util-linux <c>script</c>; skipped, saying why, without it.</summary>
+public sealed class PseudoTerminalFactAttribute : FactAttribute
+{
+    public PseudoTerminalFactAttribute()
+    {
+        if (!File.Exists("/usr/bin/script"))
+        {
+            Skip = "SKIPPED: util-linux 'script' (a pseudo-terminal for the test) is not installed";
+        }
+    }
+}
+
+/// <summary>The theory form of <see cref="PseudoTerminalFactAttribute"/>.</summary>
+public sealed class PseudoTerminalTheoryAttribute : TheoryAttribute
+{
+    public PseudoTerminalTheoryAttribute()
+    {
+        if (!File.Exists("/usr/bin/script"))
+        {
+            Skip = "SKIPPED: util-linux 'script' (a pseudo-terminal for the test) is not installed";
+        }
+    }
+}
