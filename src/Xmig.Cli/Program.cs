@@ -6,12 +6,27 @@ namespace Xmig.Cli;
 
 internal static class Program
 {
-    internal static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+    internal static int Main(string[] args)
+    {
+        var stdout = StandardOutput.Open();
+        try
+        {
+            var code = Run(args, stdout, Console.Error, console: true);
+            stdout.Flush();
+            return code;
+        }
+        catch (StandardOutputException e)
+        {
+            // A write outside any verb's own handling (help, usage, a last flush): still one line and exit 2.
+            Console.Error.WriteLine("xmig: error: " + e.Message);
+            return (int)ExitCode.UsageOrIo;
+        }
+    }
 
     /// <summary>Runs the command line in-process (tests call this with their own writers).</summary>
-    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool console = false)
     {
-        var root = BuildRoot(stdout, stderr);
+        var root = BuildRoot(stdout, stderr, console);
         if (CompletionCommand.TrySuggest(root, args, stdout) is { } suggested)
         {
             return suggested;
@@ -28,11 +43,27 @@ internal static class Program
             return (int)ExitCode.UsageOrIo;
         }
 
-        var config = new InvocationConfiguration { Output = stdout, Error = stderr };
-        return parse.Invoke(config);
+        // System.CommandLine's own handler would print a failed write to stdout (help on /dev/full) as an unhandled
+        // exception with its trace: that one is an I/O error like any other.
+        var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
+        try
+        {
+            return parse.Invoke(config);
+        }
+        catch (StandardOutputException e)
+        {
+            stderr.WriteLine("xmig: error: " + e.Message);
+            return (int)ExitCode.UsageOrIo;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A bug: what System.CommandLine's handler printed, with the trace that is needed to fix it.
+            stderr.WriteLine("Unhandled exception: " + e);
+            return 1;
+        }
     }
 
-    internal static Command BuildRoot(TextWriter stdout, TextWriter stderr)
+    internal static Command BuildRoot(TextWriter stdout, TextWriter stderr, bool console = false)
     {
         // A named command rather than RootCommand, whose name would be the assembly's (Xmig.Cli): help then reads
         // "Usage: xmig ...", as installed by ToolCommandName.
@@ -44,7 +75,7 @@ internal static class Program
             new HelpOption(),
             new VersionOption(),
         };
-        var ctx = new CliContext(stdout, stderr);
+        var ctx = new CliContext(stdout, stderr) { IsProcessConsole = console };
         foreach (var command in CommandCatalog.All(ctx))
         {
             root.Subcommands.Add(command);

@@ -55,7 +55,7 @@ internal static class StreamInput
     /// reading the keyboard would wait silently, so the verb prints its usage instead.
     /// </summary>
     public static bool NoInputOnTerminal(CliContext ctx, string? path) =>
-        string.IsNullOrEmpty(path) && ReferenceEquals(ctx.Out, Console.Out) && !Console.IsInputRedirected;
+        string.IsNullOrEmpty(path) && ctx.IsProcessConsole && !Console.IsInputRedirected;
 
     public static string Describe(string? path) => string.IsNullOrEmpty(path) || path == "-" ? "stdin" : path;
 
@@ -83,7 +83,7 @@ internal static class StreamInput
     /// <summary>An I/O failure on the input: one line (the exception too with <paramref name="verbose"/>), exit 2.</summary>
     public static ExitCode IoFailure(Exception e, string? path, bool verbose, TextWriter error)
     {
-        error.WriteLine($"xmig: error: {Describe(path)}: {e.Message}");
+        error.WriteLine(e is StandardOutputException ? $"xmig: error: {e.Message}" : $"xmig: error: {Describe(path)}: {e.Message}");
         if (verbose)
         {
             error.WriteLine(e);
