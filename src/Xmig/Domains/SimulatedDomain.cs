@@ -158,35 +158,21 @@ internal sealed unsafe partial class SimulatedDomain : IDomain
             throw new InvalidOperationException("the domain is open read-only");
         }
 
-        GrowP2m(pfn + 1);
         if (type.HasData())
         {
-            if (data.ContainsAnyExcept((byte)0))
-            {
-                _memory.Write(pfn, data);
-            }
-            else if (_populated.Get(pfn) && _memory.Page(pfn).ContainsAnyExcept((byte)0))
-            {
-                // Zero data only clears a page that is not already zero: a fresh frame is a hole in the
-                // sparse file, and writing zeros into it would only allocate disk.
-                _memory.Page(pfn).Clear();
-            }
-
-            _populated.Set(pfn);
-            _types[pfn] = (byte)type;
+            StorePages(pfn, type, data);
+            return;
         }
-        else
+
+        // XALLOC: allocated, no data yet; BROKEN: the frame is gone. Neither holds page data.
+        GrowP2m(pfn + 1);
+        if (_populated.Get(pfn))
         {
-            // XALLOC: allocated, no data yet; BROKEN: the frame is gone. Neither holds page data.
-            if (_populated.Get(pfn))
-            {
-                _memory.Page(pfn).Clear();
-                _populated.Clear(pfn);
-            }
-
-            _types[pfn] = (byte)type;
+            _memory.Page(pfn).Clear();
+            _populated.Clear(pfn);
         }
 
+        _types[pfn] = (byte)type;
         if (_logDirty)
         {
             _dirty.SetAtomic(pfn);
@@ -211,6 +197,17 @@ internal sealed unsafe partial class SimulatedDomain : IDomain
             return;
         }
 
+        StorePages(firstPfn, type, data);
+    }
+
+    /// <summary>
+    /// Stores checked frames of a data-carrying type from <paramref name="firstPfn"/> on: each run of non-zero frames in
+    /// one write. Zeros only clear a frame that is not already zero: a fresh frame is a hole in the sparse file, and
+    /// writing zeros into it would only allocate disk.
+    /// </summary>
+    private void StorePages(ulong firstPfn, PageType type, ReadOnlySpan<byte> data)
+    {
+        var count = (ulong)(data.Length >> GuestPage.Shift);
         GrowP2m(firstPfn + count);
         var run = -1;
         for (var i = 0; i < (int)count; i++)
@@ -226,7 +223,7 @@ internal sealed unsafe partial class SimulatedDomain : IDomain
                 Flush(data, firstPfn, ref run, i);
                 if (_populated.Get(pfn) && _memory.Page(pfn).ContainsAnyExcept((byte)0))
                 {
-                    _memory.Page(pfn).Clear(); // as WritePage: zeros only clear a frame that is not zero already
+                    _memory.Page(pfn).Clear();
                 }
             }
 
