@@ -16,6 +16,7 @@ internal static class CommandCatalog
         yield return RestoreCommand.Create(ctx);
         yield return MigrateCommand.Create(ctx);
         yield return MigrateReceiveCommand.Create(ctx);
+        yield return ReplicateCommand.Create(ctx);
         yield return ReportCommand.Create(ctx);
         yield return ExtractCommand.Create(ctx);
         yield return DiffCommand.Create(ctx);

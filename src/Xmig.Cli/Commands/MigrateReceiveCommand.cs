@@ -30,9 +30,13 @@ internal static class MigrateReceiveCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON document (status, stream kind, sender generation, the destination's memory_sha256)." };
         var stall = new Option<double>("--stall-timeout") { Description = "Seconds the sender may send nothing (mid-stream, or before GO) before the migration is abandoned (nothing is kept).", DefaultValueFactory = _ => 60 };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Show stack traces on errors." };
-        var command = new Command("migrate-receive", "Receive one live migration over xl's migration channel (as 'xl migrate-receive'). SIGINT or SIGTERM before GO abandons it and keeps nothing.")
+        var replica = new Option<bool>("--replica", "-r") { Description = "Be the secondary of 'xmig replicate' (as 'xl migrate-receive -r'): acknowledge each checkpoint, take over from the last complete one when the primary is gone, and host the domain." };
+        var colo = new Option<bool>("--colo") { Description = "With --replica: COLO; the secondary's guest runs between checkpoints under --workload." };
+        var heartbeat = new Option<int>("--heartbeat") { Description = "With --replica: milliseconds of silence after a complete checkpoint that make the secondary take over (default 1000, Xen's).", DefaultValueFactory = _ => 1000 };
+        var logFile = new Option<string?>("--log") { Description = "With --replica: a JSON-lines log of the checkpoints committed and the takeover.", HelpName = "FILE" };
+        var command = new Command("migrate-receive", "Receive one live migration over xl's migration channel (as 'xl migrate-receive'), or with --replica be the secondary of a replication. SIGINT or SIGTERM before GO abandons it and keeps nothing.")
         {
-            listen, into, run, workload, checkpointed, maxMemory, timeout, stall, json, noDigest, verbose,
+            listen, into, run, workload, checkpointed, maxMemory, timeout, stall, json, noDigest, verbose, replica, colo, heartbeat, logFile,
         };
         command.SetAction(parse => EngineCommand.Run(ctx, parse.GetValue(verbose), giveUp: false, interruption =>
         {
@@ -73,6 +77,25 @@ internal static class MigrateReceiveCommand
 
             // What a receiver killed with SIGKILL left beside the target (nothing else leaves one).
             EngineCommand.RemoveStaleStaging(ctx, target);
+            if (parse.GetValue(replica))
+            {
+                if (address is null)
+                {
+                    return EngineCommand.Usage(ctx, "--replica needs --listen (the back channel shares the connection)");
+                }
+
+                if (parse.GetValue(heartbeat) is < 1 or > 3_600_000)
+                {
+                    return EngineCommand.Usage(ctx, string.Create(CultureInfo.InvariantCulture, $"--heartbeat: '{parse.GetValue(heartbeat)}' is not a number of milliseconds from 1 to 3600000"));
+                }
+
+                return ReplicaReceive(ctx, parse, address, target, spec, bound, stallSeconds, parse.GetValue(timeout), parse.GetValue(colo), parse.GetValue(heartbeat), parse.GetValue(logFile), parse.GetValue(json), interruption);
+            }
+
+            if (parse.GetValue(colo) || parse.GetValue(logFile) is not null)
+            {
+                return EngineCommand.Usage(ctx, $"{(parse.GetValue(colo) ? "--colo" : "--log")} is a replication option: give --replica too");
+            }
             var receiver = new MigrationReceiver(options, line => ctx.Error.WriteLine(line));
             DomainHost? hosted = null;
             Action<SimulatedDomain>? start = parse.GetValue(run)
@@ -138,5 +161,105 @@ internal static class MigrateReceiveCommand
             return ExitCode.Ok;
         }));
         return command;
+    }
+
+    /// <summary>The secondary: one replication, then (after a takeover) the domain hosted until told to stop.</summary>
+    private static ExitCode ReplicaReceive(CliContext ctx, ParseResult parse, string address, string target, WorkloadSpec spec, ulong bound, double stallSeconds, int acceptTimeout, bool colo, int heartbeatMs, string? logPath, bool json, Interruption interruption)
+    {
+        if (!ChannelEndpoint.TryParse(address, out var host, out var port, out var problem))
+        {
+            return EngineCommand.Usage(ctx, problem);
+        }
+
+        using var log = logPath is null ? Replication.ReplicationLog.None : Replication.ReplicationLog.Open(logPath);
+        var receiver = new Replication.ReplicaReceiver(new Replication.ReplicaOptions
+        {
+            MaxGuestPhysicalBytes = bound,
+            StallTimeout = TimeSpan.FromSeconds(stallSeconds),
+            Heartbeat = TimeSpan.FromMilliseconds(heartbeatMs),
+            Colo = colo,
+            Workload = spec,
+        }, log, ctx.Error.WriteLine);
+        DomainHost? hosted = null;
+        void Start(SimulatedDomain domain)
+        {
+            hosted = new DomainHost(domain, spec, 1, line => ctx.Error.WriteLine(line));
+            hosted.Start();
+        }
+
+        Replication.ReplicaResult result;
+        using (var socket = ChannelEndpoint.AcceptOne(host, port,
+            endpoint => ctx.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"replication secondary: listening on {endpoint}")),
+            TimeSpan.FromSeconds(acceptTimeout), interruption.Token))
+        {
+            socket.NoDelay = true;
+            using var network = new System.Net.Sockets.NetworkStream(socket, ownsSocket: false);
+            using var channel = new XlMigrationChannel(network, network, XlChannelRole.Receiver);
+            result = receiver.Run(channel, target, Start, interruption.Token);
+        }
+
+        interruption.Dispose();
+        var ok = result.Status is "failover" or "switchover" or "detached";
+        var code = ok ? ExitCode.Ok : ExitCode.UsageOrIo;
+        if (json)
+        {
+            ctx.Out.WriteLine(ReplicaJson(result, (int)code));
+            ctx.Out.Flush();
+        }
+
+        if (!ok)
+        {
+            ctx.Error.WriteLine(interruption.Received is not null ? interruption.Line(result.Error ?? "stopped") : $"xmig: error: {result.Error}");
+            return code;
+        }
+
+        if (hosted is { } h)
+        {
+            using (h)
+            {
+                return DomainRunCommand.RunUntilExit(ctx, h);
+            }
+        }
+
+        return code;
+    }
+
+    private static string ReplicaJson(Replication.ReplicaResult result, int exitCode)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            json.WriteBoolean("ok", exitCode == 0);
+            json.WriteNumber("exit_code", exitCode);
+            json.WriteString("status", result.Status);
+            if (result.Error is { } error)
+            {
+                json.WriteStartObject("error");
+                json.WriteString("message", error);
+                json.WriteNull("record");
+                json.WriteNull("index");
+                json.WriteNull("offset");
+                json.WriteEndObject();
+            }
+            else
+            {
+                json.WriteNull("error");
+            }
+
+            json.WriteNumber("checkpoint", result.Checkpoint);
+            json.WriteString("digest", result.Digest);
+            json.WriteNumber("epoch", result.Epoch);
+            json.WriteString("directory", result.Directory);
+            json.WriteString("stream", result.StreamKind);
+            json.WriteString("end", result.End);
+            json.WriteString("finish_reason", result.FinishReason);
+            json.WriteNumber("acknowledged", result.Acknowledged);
+            json.WriteNumber("received", result.Received);
+            json.WriteNumber("total-time", Math.Round(result.TotalTimeMs, 3));
+            json.WriteEndObject();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
     }
 }

@@ -97,7 +97,7 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
             step = "stream";
             if (save0.Kind != SaveStreamKind.Xl)
             {
-                WriteXlHeader(output, save0);
+                WriteXlHeader(output, domain, save0);
             }
 
             using (var engine = new SaveEngine(domain, output, save0))
@@ -241,25 +241,30 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
     /// <summary>A wait for the receiver, bounded by the stall timeout too.</summary>
     private TimeSpan Bounded(TimeSpan wait) => options.StallTimeout < wait ? options.StallTimeout : wait;
 
-    /// <summary>xl's message 2 preamble for the kinds whose save does not write it (legacy §3.1, v2 §5).</summary>
-    private void WriteXlHeader(Stream output, SaveOptions save)
+    /// <summary>
+    /// xl's message 2 preamble for the kinds whose save does not write it (legacy §3.1, v2 §5); for <c>xl</c> (JSON and
+    /// STREAMv2) the one xl writes, for a save run as <c>libxl</c> behind it. <paramref name="extra"/> follows the config
+    /// in the optional data, which xl ignores (replication's offer).
+    /// </summary>
+    internal static void WriteXlHeader(Stream output, IDomain domain, SaveOptions save, ReadOnlySpan<byte> extra = default)
     {
         var legacy = save.Kind is SaveStreamKind.Legacy40 or SaveStreamKind.Legacy41;
         var flags = save.Kind switch
         {
-            SaveStreamKind.Libxl => XlMandatoryFlags.Json | XlMandatoryFlags.StreamV2,
+            SaveStreamKind.Libxl or SaveStreamKind.Xl => XlMandatoryFlags.Json | XlMandatoryFlags.StreamV2,
             SaveStreamKind.Libxc => XlMandatoryFlags.Json,
             _ => XlMandatoryFlags.None, // xl ≤ 4.4: the user's config text, no flags
         };
-        var config = legacy ? XlConfigText(save) : XlConfigJson(save);
+        var config = legacy ? XlConfigText(domain, save) : XlConfigJson(domain, save);
         var block = XlHeader.BuildConfigBlock(config);
         Span<byte> header = stackalloc byte[XlHeader.Size];
-        XlHeader.Create(flags, (uint)block.Length).Write(header);
+        XlHeader.Create(flags, (uint)(block.Length + extra.Length)).Write(header);
         output.Write(header);
         output.Write(block);
+        output.Write(extra);
     }
 
-    private byte[] XlConfigText(SaveOptions save)
+    private static byte[] XlConfigText(IDomain domain, SaveOptions save)
     {
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"name = \"{save.DomainName}\"\n");
@@ -273,7 +278,7 @@ internal sealed class MigrationSender(SimulatedDomain domain, MigrationSendOptio
         return Encoding.ASCII.GetBytes(text.ToString());
     }
 
-    private byte[] XlConfigJson(SaveOptions save)
+    private static byte[] XlConfigJson(IDomain domain, SaveOptions save)
     {
         var type = domain.GuestType == GuestType.Hvm ? "hvm" : "pv";
         var json = string.Create(CultureInfo.InvariantCulture,

@@ -231,9 +231,7 @@ internal sealed partial class RestoreEngine
         public void DeviceModel(LegacyDeviceModelSignature signature, long length, Stream data) =>
             _state.SetEmulatorContext(ReadAll(data, length, "device model record"));
 
-        public void CommitCheckpoint(int number)
-        {
-        }
+        public void CommitCheckpoint(int number) => engine._options.Observer?.Committed(number);
 
         public void DiscardCheckpoint(int number)
         {

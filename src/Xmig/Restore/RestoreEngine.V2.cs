@@ -102,6 +102,16 @@ internal sealed partial class RestoreEngine
                                 }
 
                                 break;
+                            case (RecordType)XmigEpoch.Type:
+                                // xmig's replication epoch (not Xen's): handed over as it arrives, never buffered, so a
+                                // capture of a replication restores here even though Xen's receiver would refuse it replayed.
+                                if (!XmigEpoch.TryRead(libxc.ReadBody(), out var epoch, out var number, out var problem))
+                                {
+                                    throw libxc.Error("XMIG_EPOCH: " + problem);
+                                }
+
+                                _options.Observer?.Epoch(epoch, number, walker.ItemOffset);
+                                break;
                             default:
                                 _partial = true;
                                 if (_buffering)
@@ -205,6 +215,7 @@ internal sealed partial class RestoreEngine
         _partial = false;
         _replaying = false;
         _stopped = number == _options.StopAfterCheckpoint;
+        _options.Observer?.Committed(number);
     }
 
     /// <summary>Handles a libxl record; returns true for libxl END.</summary>
@@ -260,7 +271,8 @@ internal sealed partial class RestoreEngine
                 Commit(spool, _checkpointsSeen);
                 return false;
             case LibxlRecordType.CheckpointState:
-                libxl.ReadCheckpointState(); // COLO control: nothing to restore
+                var controlId = libxl.ReadCheckpointState(); // COLO control: nothing to restore
+                _options.Observer?.CheckpointState(controlId, walker.ItemOffset);
                 return false;
             default:
                 // §7 L3: libxl refuses every unknown record, the optional bit notwithstanding.

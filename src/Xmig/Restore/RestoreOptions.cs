@@ -45,12 +45,34 @@ internal sealed record RestoreOptions
     /// </summary>
     public int? StopAfterCheckpoint { get; init; }
 
+    /// <summary>
+    /// Replication (a secondary): told of each committed checkpoint, of xmig's epoch records and of CHECKPOINT_STATE
+    /// on the forward stream. Null for a plain restore.
+    /// </summary>
+    public ICheckpointObserver? Observer { get; init; }
+
     /// <summary>What the backend's domains can hold (<see cref="Domains.IDomainBackend.Limits"/>); <see cref="DomainRestore"/> sets it.</summary>
     public Domains.DomainLimits Limits { get; init; } = Domains.DomainLimits.Xen;
 
     internal ulong MaxP2mSize => Math.Min(Limits.MaxP2mSize, MaxGuestPhysicalBytes / GuestPage.Size);
 
     internal long SpoolLimit => MaxBufferedCheckpointBytes > 0 ? MaxBufferedCheckpointBytes : (long)Math.Min((ulong)long.MaxValue / 4, MaxGuestPhysicalBytes) * 2;
+}
+
+/// <summary>
+/// What a replication secondary hears from a checkpointed restore, on the restoring thread. An exception from a
+/// method fails the restore as a bad record would (after the first commit: a failover to the last committed checkpoint).
+/// </summary>
+internal interface ICheckpointObserver
+{
+    /// <summary>Checkpoint <paramref name="number"/> is committed: the domain's memory is its image.</summary>
+    void Committed(int number);
+
+    /// <summary>An XMIG_EPOCH record (v2), read at <paramref name="offset"/>, as the checkpoint it belongs to arrives.</summary>
+    void Epoch(uint epoch, ulong checkpoint, long offset);
+
+    /// <summary>CHECKPOINT_STATE on the forward stream (COLO's NEW, v2-stream.md §6.6 step 11), read at <paramref name="offset"/>.</summary>
+    void CheckpointState(uint controlId, long offset);
 }
 
 /// <summary>What a restore found in the stream and how it ended.</summary>

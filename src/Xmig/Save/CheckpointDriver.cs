@@ -58,6 +58,12 @@ internal sealed class CheckpointDriver : IDisposable
     /// </summary>
     public Func<CheckpointInfo, CancellationToken, ValueTask>? AfterCheckpoint { get; set; }
 
+    /// <summary>
+    /// Called before each checkpoint after the first, once the interval is over and before the guest is paused (COLO
+    /// writes CHECKPOINT_STATE NEW here, v2-stream.md §6.6 step 11). Its exception fails the save.
+    /// </summary>
+    public Func<int, CancellationToken, ValueTask>? BeforeCheckpoint { get; set; }
+
     public bool StopRequested => _stopRequested;
 
     /// <summary>Makes the next checkpoint the last. Thread-safe; may be called from the hook or a progress callback.</summary>
@@ -82,6 +88,11 @@ internal sealed class CheckpointDriver : IDisposable
             _engine.Precopy(cancellationToken);
             for (var n = 1; ; n++)
             {
+                if (n > 1 && BeforeCheckpoint is { } before)
+                {
+                    await before(n, cancellationToken).ConfigureAwait(false);
+                }
+
                 _engine.StopAndCopy(n, cancellationToken);
                 var stopping = _stopRequested;
                 var last = stopping || (MaxCheckpoints > 0 && n >= MaxCheckpoints);

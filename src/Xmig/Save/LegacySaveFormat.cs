@@ -53,6 +53,7 @@ internal sealed class LegacySaveFormat : SaveFormat, IDisposable
         {
             Generation = _generation,
             Checkpointed = options.Checkpointed,
+            Compress = options.Compress && options.Checkpointed,
         });
     }
 

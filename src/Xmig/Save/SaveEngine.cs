@@ -87,6 +87,35 @@ internal sealed class SaveEngine : IDisposable
     /// <summary>Called as each memory pass ends, on the saving thread, with its figures.</summary>
     public Action<SaveRound>? Round { get; set; }
 
+    /// <summary>
+    /// Kept up to date with every frame sent (data pages hashed as sent, others cleared), so that after each
+    /// checkpoint it describes the image the stream carries (replication logs it). Null: nothing is hashed.
+    /// </summary>
+    public CheckpointDigest? Digest { get; set; }
+
+    /// <summary>
+    /// Checkpoints after the first: called once the guest is paused, before its dirty pages are sent, with the
+    /// checkpoint number and the bitmap of frames to send (one bit per pfn below the p2m size). It may set more bits:
+    /// COLO's primary adds the pfns the secondary's guest dirtied (v2-stream.md §6.6 steps 2–4). It may throw to fail
+    /// the save.
+    /// </summary>
+    public Action<int, Span<ulong>>? Suspended { get; set; }
+
+    /// <summary>Replication: the epoch each checkpoint from now on carries (<see cref="SaveFormat.WriteEpoch"/>); null: none.</summary>
+    public uint? Epoch { get; set; }
+
+    /// <summary>COLO: writes CHECKPOINT_STATE(<paramref name="controlId"/>) on the stream and flushes it; false when the stream has no libxl layer.</summary>
+    public bool WriteCheckpointState(uint controlId)
+    {
+        if (!_format.WriteCheckpointState(controlId))
+        {
+            return false;
+        }
+
+        _output.Flush();
+        return true;
+    }
+
     public SaveOptions Options => _options;
 
     public IPrecopyPolicy Policy { get; }
@@ -330,6 +359,11 @@ internal sealed class SaveEngine : IDisposable
         }
 
         _domain.ReadAndClearDirty(_scratch);
+        if (!first && Suspended is { } suspended)
+        {
+            suspended(checkpoint, _pending.AsSpan(0, _words));
+        }
+
         long final = 0;
         for (var i = 0; i < _words; i++)
         {
@@ -356,6 +390,11 @@ internal sealed class SaveEngine : IDisposable
     {
         _cancel = cancellationToken;
         cancellationToken.ThrowIfCancellationRequested();
+        if (Epoch is { } epoch && _options.Checkpointed)
+        {
+            _format.WriteEpoch(epoch, checkpoint);
+        }
+
         _format.EndOfCheckpoint(checkpoint, _options.Checkpointed, endOfStream);
         if (_options.Checkpointed)
         {
@@ -529,6 +568,20 @@ internal sealed class SaveEngine : IDisposable
         }
 
         _pagesSent += _format.WriteBatch(_batchPfns.AsSpan(0, n), _batchTypes.AsSpan(0, n));
+        if (Digest is { } digest)
+        {
+            for (var i = 0; i < n; i++)
+            {
+                if (_batchTypes[i].HasData())
+                {
+                    digest.Set(_batchPfns[i], _domain.GetPage(_batchPfns[i]));
+                }
+                else
+                {
+                    digest.Clear(_batchPfns[i]);
+                }
+            }
+        }
     }
 
     private PassStart Measure() => new(_pagesSent, _output.Position, _clock.Elapsed);

@@ -37,4 +37,16 @@ internal abstract class SaveFormat(IDomain domain, OutputBuffer output, SaveOpti
     /// v2 END, legacy-4.1 LAST_CHECKPOINT; a plain stream always ends.
     /// </summary>
     public abstract void EndOfCheckpoint(int checkpoint, bool checkpointed, bool endOfStream);
+
+    /// <summary>
+    /// Replication: the epoch the checkpoint belongs to, before its end-of-checkpoint records. v2 writes XMIG_EPOCH;
+    /// a legacy image has no record a plain reader would skip, so its epoch rides in the xl header and the
+    /// acknowledgements only.
+    /// </summary>
+    public virtual void WriteEpoch(uint epoch, int checkpoint)
+    {
+    }
+
+    /// <summary>COLO: CHECKPOINT_STATE on the forward stream (v2-stream.md §6.6 step 11); false for a stream that has no libxl layer.</summary>
+    public virtual bool WriteCheckpointState(uint controlId) => false;
 }

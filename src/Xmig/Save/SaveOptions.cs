@@ -63,6 +63,12 @@ internal sealed record SaveOptions
     /// <summary>Legacy streams: octets in the saving toolstack's <c>unsigned long</c> (4 or 8).</summary>
     public int LegacyToolstackWidth { get; init; } = 8;
 
+    /// <summary>
+    /// Legacy checkpointed streams: compress checkpoints after the first (format B, legacy-stream.md §5.6: the
+    /// ENABLE_COMPRESSION marker in checkpoint 1, then COMPRESSED_DATA page deltas). Ignored by v2 and plain streams.
+    /// </summary>
+    public bool Compress { get; init; }
+
     /// <summary>Guest name in the xl config.</summary>
     public string DomainName { get; init; } = "xmig-sim";
 }

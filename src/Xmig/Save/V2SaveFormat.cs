@@ -173,6 +173,24 @@ internal sealed class V2SaveFormat(IDomain domain, OutputBuffer output, SaveOpti
         }
     }
 
+    public override void WriteEpoch(uint epoch, int checkpoint)
+    {
+        Span<byte> body = stackalloc byte[XmigEpoch.Length];
+        XmigEpoch.Write(body, epoch, (ulong)checkpoint);
+        _libxc!.WriteRecord(XmigEpoch.Type, body);
+    }
+
+    public override bool WriteCheckpointState(uint controlId)
+    {
+        if (_libxl is null)
+        {
+            return false;
+        }
+
+        _libxl.WriteCheckpointState(controlId);
+        return true;
+    }
+
     // v2-stream.md §6.3: CHECKPOINT, then the libxl checkpoint records; flushed so a receiver sees it whole.
     private void WriteCheckpoint()
     {

@@ -71,6 +71,45 @@ internal sealed class XlMigrationChannel : IDisposable
     public void ExpectPermissionToGo(TimeSpan timeout) => Expect(XlMigrationMessages.PermissionToGo, XlMigrationMessages.GoName, timeout);
 
     /// <summary>Message 5 (receiver): the report and its status octet (0: the copy runs); message 6 when not 0.</summary>
+    /// <summary>Replication: xmig's detach instead of GO (the secondary discards its copy).</summary>
+    public void SendDetach() => Send(XlMigrationMessages.Detach, "the detach message");
+
+    /// <summary>Replication: message 4 or xmig's detach; true for GO, false for detach.</summary>
+    public bool ExpectGoOrDetach(TimeSpan timeout)
+    {
+        var offset = Input.Consumed;
+        Span<byte> first = stackalloc byte[1];
+        if (ReadSome(first, XlMigrationMessages.GoOrDetachName, offset, 0, timeout) == 0)
+        {
+            throw Closed(XlMigrationMessages.GoOrDetachName, offset, []);
+        }
+
+        var go = first[0] == XlMigrationMessages.PermissionToGo[0];
+        var expected = go ? XlMigrationMessages.PermissionToGo : XlMigrationMessages.Detach;
+        if (first[0] != expected[0])
+        {
+            throw new XlChannelException(Invariant(
+                $"xl migration channel: expected {XlMigrationMessages.GoOrDetachName} from the {_peer} at offset {offset}, got \"{Printable(first)}\""));
+        }
+
+        Span<byte> rest = stackalloc byte[expected.Length - 1];
+        for (var n = 0; n < rest.Length; n++)
+        {
+            if (ReadSome(rest.Slice(n, 1), XlMigrationMessages.GoOrDetachName, offset, n + 1, timeout) == 0)
+            {
+                throw Closed(XlMigrationMessages.GoOrDetachName, offset, expected[..(n + 1)]);
+            }
+
+            if (rest[n] != expected[n + 1])
+            {
+                throw new XlChannelException(Invariant(
+                    $"xl migration channel: expected {XlMigrationMessages.GoOrDetachName} from the {_peer} at offset {offset}, got \"{Printable(rest[..(n + 1)])}\" after \"{Printable(expected[..1])}\" (differs at offset {offset + n + 1})"));
+            }
+        }
+
+        return go;
+    }
+
     public void SendReport(byte status)
     {
         Span<byte> message = stackalloc byte[XlMigrationMessages.Report.Length + 1];

@@ -30,11 +30,16 @@ internal static class XlMigrationMessages
     public static ReadOnlySpan<byte> Report => "my copy unpause results are as follows\0"u8;
 
     /// <summary>Names the messages use in errors (xl's own names for them).</summary>
+    /// <summary>xmig's replication detach (not xl's): sent instead of message 4, the secondary discards its copy.</summary>
+    public static ReadOnlySpan<byte> Detach => "xmig replication detached, discard your copy\0"u8;
+
     public const string BannerName = "the banner";
 
     public const string ReadyName = "the ready message (\"domain received, ready to unpause\")";
 
     public const string GoName = "the GO message (\"domain is yours, you are cleared to unpause\")";
+
+    public const string GoOrDetachName = "the GO message (\"domain is yours, you are cleared to unpause\") or xmig's detach";
 
     public const string ReportName = "the success/failure report (\"my copy unpause results are as follows\")";
 
