@@ -48,7 +48,8 @@ internal static class DomainControl
         }
 
         var full = Path.GetFullPath(directory);
-        var privateDir = Path.Combine(full, $".control-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        // Short: the socket's path, bound inside it, must fit sun_path's 108 octets.
+        var privateDir = Path.Combine(full, string.Create(System.Globalization.CultureInfo.InvariantCulture, $".ctl-{Environment.ProcessId}-{Random.Shared.Next():x8}"));
         Directory.CreateDirectory(privateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try

@@ -203,6 +203,13 @@ internal sealed class ReplicaReceiver(ReplicaOptions options, ReplicationLog log
                 }
 
                 var result = TakeOver("switchover", null);
+                if (result.Status != "switchover")
+                {
+                    // As xl's receiver: a copy that cannot start is destroyed, and the primary may resume its own.
+                    DomainDirectory.Discard(Path.GetFullPath(into));
+                    result = result with { Error = result.Error + "; the copy was destroyed and the primary told to resume", Directory = "" };
+                }
+
                 try
                 {
                     channel.SendReport(result.Status == "switchover" ? (byte)0 : (byte)1);
@@ -246,9 +253,11 @@ internal sealed class ReplicaReceiver(ReplicaOptions options, ReplicationLog log
                 {
                     start?.Invoke(domain);
                 }
-                catch (Exception e) when (e is IOException or InvalidOperationException)
+                catch (Exception e) when (e is not OutOfMemoryException)
                 {
-                    return Result("failed", $"took over checkpoint {k} but could not start the domain: {e.Message}", k, digest, epoch);
+                    // Persisted, paused, in place: an operator can start it; a switching primary hears status 1 and resumes.
+                    domain.Dispose();
+                    return Result("failed", $"took over checkpoint {k} (kept paused in {into}) but could not start the domain: {e.Message}", k, digest, epoch);
                 }
 
                 if (start is null)
@@ -452,6 +461,7 @@ internal sealed class ReplicaReceiver(ReplicaOptions options, ReplicationLog log
             }
 
             Send(BackChannelRecords.DirtyPfnList(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(pfns)));
+            owner.Log.Write("suspended", json => json.WriteNumber("dirty_pages", pfns.Count));
         }
 
         /// <summary>The final checkpoint's acknowledgement, marked last: the xl handshake follows.</summary>

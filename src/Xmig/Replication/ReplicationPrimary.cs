@@ -114,27 +114,13 @@ internal sealed class ReplicationPrimary(SimulatedDomain domain, ReplicationOpti
         string? digestText = null;
         uint? epoch = null;
         long checkpointStart = 0;
-        var logged = 0L; // the last checkpoint whose "sent" line is written: an "acked" line never comes before it
-        var order = new object();
         var link = new SecondaryLink(channel.Input, domain.P2mSize)
         {
-            Acknowledged = ack =>
+            Acknowledged = ack => log.Write("acked", json =>
             {
-                lock (order)
-                {
-                    var until = DateTime.UtcNow + options.StallTimeout;
-                    while (Interlocked.Read(ref logged) < (long)ack.Checkpoint && DateTime.UtcNow < until)
-                    {
-                        Monitor.Wait(order, 100);
-                    }
-                }
-
-                log.Write("acked", json =>
-                {
-                    json.WriteNumber("checkpoint", ack.Checkpoint);
-                    json.WriteNumber("epoch", ack.Epoch);
-                });
-            },
+                json.WriteNumber("checkpoint", ack.Checkpoint);
+                json.WriteNumber("epoch", ack.Epoch);
+            }),
         };
 
         ReplicationResult Result(string status, string? error, SourceState source = SourceState.Running) => new()
@@ -225,13 +211,13 @@ internal sealed class ReplicationPrimary(SimulatedDomain domain, ReplicationOpti
                 };
             }
 
-            driver.AfterCheckpoint = (info, _) =>
+            driver.Sealed = info =>
             {
-                sent = info.Checkpoint;
-                sizes.Add(info.Bytes - checkpointStart);
-                checkpointStart = info.Bytes;
+                // Logged before the checkpoint's CHECKPOINT leaves: a secondary can never commit a checkpoint this log
+                // does not name, even when the primary is killed right after.
                 digestText = digest.Digest();
                 var text = digestText;
+                var size = info.Bytes - checkpointStart;
                 log.Write("sent", json =>
                 {
                     json.WriteNumber("checkpoint", info.Checkpoint);
@@ -241,16 +227,16 @@ internal sealed class ReplicationPrimary(SimulatedDomain domain, ReplicationOpti
                     }
 
                     json.WriteString("digest", text);
-                    json.WriteNumber("bytes", sizes[^1]);
+                    json.WriteNumber("bytes", size);
                     json.WriteNumber("pause_ms", Math.Round(pause.Elapsed.TotalMilliseconds, 3));
                     json.WriteBoolean("last", info.Last);
                 });
-                lock (order)
-                {
-                    Interlocked.Exchange(ref logged, info.Checkpoint);
-                    Monitor.PulseAll(order);
-                }
-
+            };
+            driver.AfterCheckpoint = (info, _) =>
+            {
+                sent = info.Checkpoint;
+                sizes.Add(info.Bytes - checkpointStart);
+                checkpointStart = info.Bytes;
                 if (info.Last)
                 {
                     // The final checkpoint's acknowledgement is marked last: the handshake follows on the channel.

@@ -172,6 +172,12 @@ internal sealed class SecondaryLink : IDisposable
 
                                 if ((long)e.Checkpoint > _acked)
                                 {
+                                    // Logged before it counts: the primary sends the next checkpoint only after this.
+                                    if (!e.Last)
+                                    {
+                                        Acknowledged?.Invoke(e);
+                                    }
+
                                     Interlocked.Exchange(ref _acked, (long)e.Checkpoint);
                                 }
                             }
@@ -186,11 +192,6 @@ internal sealed class SecondaryLink : IDisposable
 
                     _ended |= e.Last;
                     Monitor.PulseAll(_gate);
-                }
-
-                if (e.IsAck && !e.Last)
-                {
-                    Acknowledged?.Invoke(e);
                 }
 
                 if (e.Last || e.Kind == BackChannelRecordKind.Refuse)

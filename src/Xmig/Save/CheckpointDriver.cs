@@ -64,6 +64,14 @@ internal sealed class CheckpointDriver : IDisposable
     /// </summary>
     public Func<int, CancellationToken, ValueTask>? BeforeCheckpoint { get; set; }
 
+    /// <summary>
+    /// Called when checkpoint <c>n</c>'s image is fixed (the guest paused, its pages written to the output) and before its
+    /// end-of-checkpoint records and CHECKPOINT go out, so the receiver cannot commit it before this returns: where a
+    /// replication log names the image each checkpoint carries. <see cref="CheckpointInfo.Bytes"/> is the stream
+    /// position so far. Its exception fails the save.
+    /// </summary>
+    public Action<CheckpointInfo>? Sealed { get; set; }
+
     public bool StopRequested => _stopRequested;
 
     /// <summary>Makes the next checkpoint the last. Thread-safe; may be called from the hook or a progress callback.</summary>
@@ -96,6 +104,7 @@ internal sealed class CheckpointDriver : IDisposable
                 _engine.StopAndCopy(n, cancellationToken);
                 var stopping = _stopRequested;
                 var last = stopping || (MaxCheckpoints > 0 && n >= MaxCheckpoints);
+                Sealed?.Invoke(new CheckpointInfo(n, _engine.Result.Bytes, last));
                 _engine.EndCheckpoint(n, endOfStream: stopping, cancellationToken);
                 if (AfterCheckpoint is { } hook)
                 {
